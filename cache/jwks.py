@@ -1,0 +1,260 @@
+"""The signing keys of a user pool: fetched, validated, cached, and refreshed without stampedes.
+
+`JwksCache` is the key source the verifier asks for a `kid`. It keeps the parsed keys in
+process, shares one fetch between concurrent misses (single flight), refreshes for an unknown
+`kid` at most once per cooldown window (aws-jwt-verify's penalty box: a flood of random kids
+cannot hammer the IdP, while a key rotated in quiet times is picked up at once), keeps serving
+the last good keys while a refresh fails, and backs off after a failed cold fetch so an outage
+of the IdP is not met by one fetch per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+log = logging.getLogger(__name__)
+
+MIN_RSA_BITS = 2048
+MAX_KEYS = 100
+MAX_DOCUMENT_BYTES = 1_048_576
+
+JwksFetch = Callable[[], Awaitable[bytes]]
+
+
+class JwksError(Exception):
+    """Base of the key-source errors."""
+
+
+class InvalidJwksError(JwksError):
+    """A JWKS document that offers no usable key; it is never cached."""
+
+
+class JwksFetchError(JwksError):
+    """The JWKS endpoint could not be read (network, status, size)."""
+
+
+class UnknownKeyError(JwksError):
+    """The `kid` is not among the published keys, even after any refresh allowed now."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("unknown kid")
+        self.kid = kid
+
+
+class JwksUnavailableError(JwksError):
+    """No key can be had right now; `retry_after` is a hint in seconds."""
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class KeySource(Protocol):
+    """What the verifier needs: a public key for a `kid`, or one of the errors above."""
+
+    async def get_key(self, kid: str) -> RSAPublicKey: ...
+
+
+def parse_jwks(document: bytes | str | Mapping[str, Any]) -> dict[str, RSAPublicKey]:
+    """The usable RS256 signing keys of a JWKS document, by `kid`.
+
+    Keys of another type, use or algorithm, weak moduli and duplicates are skipped; a document
+    left with no usable key is an `InvalidJwksError`, so it never replaces good keys.
+    """
+    if isinstance(document, bytes | str):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise InvalidJwksError("JWKS is not JSON") from exc
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise InvalidJwksError("JWKS has no 'keys' list")
+    keys: dict[str, RSAPublicKey] = {}
+    for entry in document["keys"][:MAX_KEYS]:
+        parsed = _usable_key(entry)
+        if parsed is not None and parsed[0] not in keys:
+            keys[parsed[0]] = parsed[1]
+    if not keys:
+        raise InvalidJwksError("JWKS has no usable RS256 signing key")
+    return keys
+
+
+def _usable_key(entry: Any) -> tuple[str, RSAPublicKey] | None:
+    if not isinstance(entry, Mapping):
+        return None
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid or entry.get("kty") != "RSA":
+        return None
+    if entry.get("alg", "RS256") != "RS256" or entry.get("use", "sig") != "sig":
+        return None
+    key_ops = entry.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    if any(field in entry for field in ("d", "p", "q")):
+        return None  # a private key has no business in a JWKS; refuse rather than use it
+    try:
+        key = PyJWK(dict(entry), algorithm="RS256").key
+    except (PyJWKError, ValueError, TypeError):
+        return None
+    if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
+        return None
+    return kid, key
+
+
+class HttpJwksFetch:
+    """GET the JWKS over HTTPS with timeouts, no redirects and a size cap."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        client: httpx.AsyncClient | None = None,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self.url = url
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
+        self._client = client
+        self._max_bytes = max_bytes
+
+    async def __call__(self) -> bytes:
+        client = self._client or httpx.AsyncClient()
+        try:
+            async with client.stream(
+                "GET",
+                self.url,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+                follow_redirects=False,
+            ) as response:
+                if response.status_code != 200:
+                    raise JwksFetchError(f"JWKS endpoint answered {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self._max_bytes:
+                        raise JwksFetchError("JWKS document is too large")
+                return bytes(body)
+        except httpx.HTTPError as exc:
+            raise JwksFetchError(f"JWKS endpoint unreachable: {type(exc).__name__}") from exc
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+
+class JwksCache:
+    """In-process key source: single flight, kid-miss cooldown, stale-while-revalidate."""
+
+    def __init__(
+        self,
+        fetch: JwksFetch,
+        *,
+        max_age: float = 3600.0,
+        kid_miss_cooldown: float = 10.0,
+        failure_backoff: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_fetch: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._max_age = max_age
+        self._cooldown = kid_miss_cooldown
+        self._backoff = failure_backoff
+        self._clock = clock
+        self._on_fetch = on_fetch
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fetched_at = -math.inf
+        self._failed_until = -math.inf
+        self._last_miss_refresh = -math.inf
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetch_count = 0
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._keys)
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    async def get_key(self, kid: str) -> RSAPublicKey:
+        key = self._keys.get(kid)
+        if key is not None:
+            if self._clock() - self._fetched_at > self._max_age:
+                self._refresh_in_background()
+            return key
+        if not self._keys:
+            await self._cold_load()
+        elif self._inflight is not None:
+            await self._join(self._inflight, keep_stale=True)
+        elif self._clock() - self._last_miss_refresh >= self._cooldown:
+            self._last_miss_refresh = self._clock()
+            await self._join(self._start_refresh(), keep_stale=True)
+        key = self._keys.get(kid)
+        if key is None:
+            raise UnknownKeyError(kid)
+        return key
+
+    async def refresh(self) -> None:
+        """Fetch now (sharing any fetch already under way); errors propagate."""
+        await asyncio.shield(self._inflight or self._start_refresh())
+
+    async def _cold_load(self) -> None:
+        now = self._clock()
+        if now < self._failed_until and self._inflight is None:
+            raise JwksUnavailableError("JWKS fetch failed recently", self._failed_until - now)
+        await self._join(self._inflight or self._start_refresh(), keep_stale=False)
+
+    async def _join(self, task: asyncio.Task[None], *, keep_stale: bool) -> None:
+        try:
+            await asyncio.shield(task)
+        except JwksError as exc:
+            if keep_stale and isinstance(exc, InvalidJwksError):
+                return  # the published set is unusable: keep ours, the kid stays unknown
+            raise JwksUnavailableError(str(exc), self._retry_after()) from exc
+
+    def _retry_after(self) -> float:
+        return max(1.0, self._failed_until - self._clock())
+
+    def _start_refresh(self) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._fetch_and_store())
+        self._inflight = task
+        task.add_done_callback(self._finished)
+        return task
+
+    def _refresh_in_background(self) -> None:
+        if self._inflight is None and self._clock() >= self._failed_until:
+            self._start_refresh()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("JWKS refresh failed: %s", task.exception())
+
+    async def _fetch_and_store(self) -> None:
+        started = time.perf_counter()
+        self.fetch_count += 1
+        try:
+            keys = parse_jwks(await self._fetch())
+        except JwksError as exc:
+            self._failed_until = self._clock() + self._backoff
+            self._report("invalid" if isinstance(exc, InvalidJwksError) else "error", started)
+            raise
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self._failed_until = -math.inf
+        self._report("ok", started)
+
+    def _report(self, result: str, started: float) -> None:
+        if self._on_fetch is not None:
+            self._on_fetch(result, time.perf_counter() - started)

@@ -1,0 +1,195 @@
+"""build_app(settings): the one place that wires the service together.
+
+Request path, outside in: [CORS] -> body limit (413) -> bearer authentication (401/403/503)
+-> FastMCP's streamable HTTP app (stateless, JSON responses) with the public routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastmcp import FastMCP
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
+
+from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
+from cache.tokens import LocalTokenCache
+from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
+from mcp_service.bodylimit import BodyLimit
+from mcp_service.issuer import LocalIssuer, load_or_create_key
+from mcp_service.metadata import ResourceMetadata
+from mcp_service.scopes import ToolScopes
+from mcp_service.settings import Settings
+from mcp_service.tools import register_tools
+from mcp_service.verifier import CognitoVerifier, VerifierConfig
+
+log = logging.getLogger("mcp_service")
+
+MCP_PATH = "/mcp"
+CORS_HEADERS = (
+    "authorization",
+    "content-type",
+    "accept",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "mcp-method",
+    "mcp-name",
+)
+CORS_EXPOSED = (
+    "www-authenticate",
+    "retry-after",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "ratelimit",
+    "ratelimit-policy",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+)
+
+
+@dataclass
+class Service:
+    """The ASGI app and the parts tests and the CLI reach into."""
+
+    app: ASGIApp
+    settings: Settings
+    jwks: JwksCache
+    authenticator: Authenticator
+    issuer: LocalIssuer | None
+
+
+def build_service(settings: Settings) -> Service:
+    issuer = _local_issuer(settings) if settings.embedded_issuer else None
+    http = httpx.AsyncClient()
+    fetch: JwksFetch = (
+        issuer.fetch_jwks
+        if issuer is not None
+        else HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
+    )
+    jwks = JwksCache(
+        fetch,
+        max_age=settings.jwks_max_age_seconds,
+        kid_miss_cooldown=settings.jwks_kid_miss_cooldown_seconds,
+        failure_backoff=settings.jwks_failure_backoff_seconds,
+    )
+    verifier = CognitoVerifier(
+        VerifierConfig(
+            issuer=settings.issuer,
+            client_ids=settings.accepted_client_ids,
+            token_use=settings.token_use,
+            leeway=settings.jwt_leeway_seconds,
+            max_token_bytes=settings.max_token_bytes,
+        ),
+        jwks,
+    )
+    authenticator = Authenticator(
+        verifier,
+        LocalTokenCache[Identity](settings.token_cache_max_entries),
+        required_scopes=settings.required_scopes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
+        warm = asyncio.create_task(_warm(jwks))
+        try:
+            yield {}
+        finally:
+            warm.cancel()
+            with suppress(asyncio.CancelledError):
+                await warm
+            await http.aclose()
+
+    mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
+    register_tools(mcp, settings.tool_scopes)
+    challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
+    scopes = {*settings.required_scopes, *(s for v in settings.tool_scopes.values() for s in v)}
+    if issuer is not None:
+        scopes.update(issuer.scopes)
+    metadata = ResourceMetadata(challenge, settings.issuer, scopes)
+    public = _public_routes(mcp, metadata, issuer, settings)
+
+    app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
+    app = BearerAuth(
+        app,
+        authenticator,
+        challenge,
+        public_paths=public,
+        tool_scopes=ToolScopes(settings.tool_scopes),
+    )
+    app = BodyLimit(app, settings.max_body_bytes)
+    if settings.cors_allow_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=list(CORS_EXPOSED),
+            max_age=600,
+        )
+    return Service(app, settings, jwks, authenticator, issuer)
+
+
+def build_app(settings: Settings) -> ASGIApp:
+    return build_service(settings).app
+
+
+def create_app() -> ASGIApp:
+    """Factory for uvicorn workers: settings come from the environment the CLI checked."""
+    from mcp_service.settings import load_settings
+
+    return build_app(load_settings())
+
+
+def _local_issuer(settings: Settings) -> LocalIssuer:
+    scopes = [*settings.local_issuer_scopes, *settings.required_scopes]
+    scopes += [s for values in settings.tool_scopes.values() for s in values]
+    return LocalIssuer(
+        load_or_create_key(settings.local_issuer_key_file),
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scopes=scopes,
+        lifetime=settings.local_token_lifetime_seconds,
+    )
+
+
+def _public_routes(
+    mcp: FastMCP[Any], metadata: ResourceMetadata, issuer: LocalIssuer | None, settings: Settings
+) -> set[str]:
+    """Register the routes that need no token and return their paths (BearerAuth's allow-list)."""
+    public: set[str] = set()
+
+    def route(path: str, methods: list[str], endpoint: Any) -> None:
+        mcp.custom_route(path, methods=methods)(endpoint)
+        public.add(path)
+
+    route("/healthz", ["GET"], _healthz)
+    for path in metadata.paths:
+        route(path, ["GET"], metadata.endpoint)
+    if issuer is not None:
+        route("/oauth2/token", ["POST"], issuer.token_endpoint)
+        route("/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
+        route(f"/{settings.pool_id}/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
+    return public
+
+
+async def _healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _warm(jwks: JwksCache) -> None:
+    """Load the keys at start-up so the first caller does not wait; failures are retried lazily."""
+    try:
+        await jwks.refresh()
+    except Exception as exc:
+        log.warning("JWKS not loaded at start-up: %s", exc)

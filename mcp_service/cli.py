@@ -1,0 +1,190 @@
+"""mcp-service serve | token | call | check-config.
+
+Exit status: 0 success, 1 the operation failed (refused, unreachable, tool error), 2 the
+configuration or the command line is wrong. Errors are one line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from mcp_service.settings import Problem, Settings, SettingsError, load_settings
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line with exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.run(settings, args))
+    except SettingsError as exc:
+        _config_failure(exc.problems)
+    except CommandError as exc:
+        print(f"mcp-service: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-service",
+        description="An MCP server whose every call carries a verified AWS Cognito JWT.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve /mcp and the health and metadata routes")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="print an access token from TOKEN_URL")
+    token.add_argument("--scope", default=None, help="scopes to request (default OAUTH_SCOPES)")
+    token.set_defaults(run=_token)
+
+    call = commands.add_parser("call", help="call a tool on MCP_URL and print its JSON result")
+    call.add_argument("tool", help="tool name, e.g. add")
+    call.add_argument(
+        "arguments",
+        nargs="*",
+        metavar="key=value",
+        help="arguments; values are read as JSON when they parse (a=5 is a number)",
+    )
+    call.add_argument("--url", default=None, help="MCP endpoint (default MCP_URL)")
+    call.add_argument("--scope", default=None, help="scopes to request (default OAUTH_SCOPES)")
+    call.set_defaults(run=_call)
+
+    check = commands.add_parser("check-config", help="validate the settings `serve` would use")
+    check.add_argument("--host", default="127.0.0.1", help="the address serve would bind")
+    check.set_defaults(run=_check_config)
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError("port must be 1-65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _config_failure(problems: list[Problem]) -> NoReturn:
+    for variable, message in problems:
+        print(f"{variable}: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def _serve_problems(settings: Settings, host: str) -> list[Problem]:
+    from mcp_service.tools import TOOL_NAMES
+
+    problems = settings.serve_problems(host)
+    problems += [
+        ("TOOL_SCOPES", f"{name!r} is not a tool of this server ({', '.join(TOOL_NAMES)})")
+        for name in settings.tool_scopes
+        if name not in TOOL_NAMES
+    ]
+    return problems
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    problems = _serve_problems(settings, args.host)
+    if problems:
+        _config_failure(problems)
+    import uvicorn
+
+    from observability.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": 20,
+    }
+    if args.workers > 1:
+        uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
+    else:
+        from mcp_service.app import build_app
+
+        try:
+            app = build_app(settings)
+        except Exception as exc:  # e.g. an unusable issuer key file
+            raise CommandError(str(exc)) from None
+        uvicorn.run(app, **common)
+    return 0
+
+
+def _check_config(settings: Settings, args: argparse.Namespace) -> int:
+    problems = _serve_problems(settings, args.host)
+    if problems:
+        _config_failure(problems)
+    summary = {
+        "app_env": settings.app_env,
+        "issuer": settings.issuer,
+        "jwks_url": "embedded" if settings.embedded_issuer else settings.jwks_url,
+        "embedded_issuer": settings.embedded_issuer,
+        "app_client_ids": sorted(settings.accepted_client_ids),
+        "token_use": settings.token_use,
+        "required_scopes": list(settings.required_scopes),
+        "tool_scopes": {k: list(v) for k, v in settings.tool_scopes.items()},
+        "redis": "configured" if settings.redis_url else "none (in-process only)",
+        "public_base_url": settings.public_base_url or "(from the request)",
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _client_settings(settings: Settings) -> None:
+    problems = settings.client_problems()
+    if problems:
+        _config_failure(problems)
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from mcp_service.client import TokenRequestError, fetch_token
+
+    _client_settings(settings)
+    try:
+        token = asyncio.run(fetch_token(settings, args.scope))
+    except TokenRequestError as exc:
+        raise CommandError(str(exc)) from None
+    print(token)
+    return 0
+
+
+def _call(settings: Settings, args: argparse.Namespace) -> int:
+    from mcp_service.client import CallError, TokenRequestError, call_tool, parse_arguments
+
+    _client_settings(settings)
+    try:
+        arguments = parse_arguments(args.arguments)
+    except ValueError as exc:
+        print(f"mcp-service call: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    url = args.url or settings.mcp_url
+    try:
+        result = asyncio.run(call_tool(settings, url, args.tool, arguments, args.scope))
+    except (TokenRequestError, CallError) as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(result, default=str))
+    return 0

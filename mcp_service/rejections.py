@@ -1,0 +1,92 @@
+"""Why a request was refused: reason codes and the exceptions that carry them.
+
+A reason code is a bounded label: safe for metrics, logs and the `error_description` a client
+sees. It never carries the token or anything read from it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    MISSING_TOKEN = "missing_token"
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    UNSUPPORTED_ALG = "unsupported_alg"
+    FORBIDDEN_HEADER = "forbidden_header"
+    MISSING_KID = "missing_kid"
+    UNKNOWN_KID = "unknown_kid"
+    BAD_SIGNATURE = "bad_signature"
+    MISSING_CLAIM = "missing_claim"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_ISSUER = "wrong_issuer"
+    WRONG_TOKEN_USE = "wrong_token_use"
+    WRONG_CLIENT = "wrong_client"
+    WRONG_AUDIENCE = "wrong_audience"
+    REVOKED = "revoked"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    JWKS_UNAVAILABLE = "jwks_unavailable"
+
+
+DESCRIPTIONS: dict[Reason, str] = {
+    Reason.MISSING_TOKEN: "No bearer token was sent.",
+    Reason.MALFORMED: "The token is not a well-formed JWT.",
+    Reason.OVERSIZED: "The token is larger than this server accepts.",
+    Reason.UNSUPPORTED_ALG: "The token is not signed with an accepted algorithm (RS256).",
+    Reason.FORBIDDEN_HEADER: "The token header names a key source or critical extension this "
+    "server does not accept.",
+    Reason.MISSING_KID: "The token header has no key id (kid).",
+    Reason.UNKNOWN_KID: "The token is signed with a key the user pool does not publish.",
+    Reason.BAD_SIGNATURE: "The token signature does not verify.",
+    Reason.MISSING_CLAIM: "The token lacks a required claim.",
+    Reason.EXPIRED: "The token has expired.",
+    Reason.NOT_YET_VALID: "The token is not valid yet (nbf or iat in the future).",
+    Reason.WRONG_ISSUER: "The token was issued by another issuer.",
+    Reason.WRONG_TOKEN_USE: "The token is not of an accepted kind (token_use).",
+    Reason.WRONG_CLIENT: "The token was issued to an app client this server does not accept.",
+    Reason.WRONG_AUDIENCE: "The ID token was issued for another audience.",
+    Reason.REVOKED: "The token has been revoked.",
+    Reason.INSUFFICIENT_SCOPE: "The token lacks a scope this request needs.",
+    Reason.JWKS_UNAVAILABLE: "The signing keys of the user pool cannot be fetched right now.",
+}
+
+
+class Rejection(Exception):
+    """A refused request; `status` is the HTTP status the transport layer answers with."""
+
+    status = 401
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self.reason]
+
+
+class InvalidToken(Rejection):
+    """The token must not be honoured: 401 with `error="invalid_token"`."""
+
+
+class InsufficientScope(Rejection):
+    """A valid token without a needed scope: 403 with `error="insufficient_scope"`."""
+
+    status = 403
+
+    def __init__(self, scopes: tuple[str, ...]) -> None:
+        super().__init__(Reason.INSUFFICIENT_SCOPE, " ".join(scopes))
+        self.scopes = scopes
+
+
+class KeysUnavailable(Rejection):
+    """No usable signing key can be had: 503, and the client should retry later."""
+
+    status = 503
+
+    def __init__(self, detail: str = "", retry_after: float = 1.0) -> None:
+        super().__init__(Reason.JWKS_UNAVAILABLE, detail)
+        self.retry_after = retry_after

@@ -1,0 +1,45 @@
+"""The MCP tools. Each reads its caller through FastMCP's `get_access_token()`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastmcp import FastMCP
+from fastmcp.server.auth import require_scopes
+from fastmcp.server.dependencies import get_access_token
+from mcp.types import ToolAnnotations
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+def add(a: int | float, b: int | float) -> int | float:
+    """Add two numbers and return the sum."""
+    return a + b
+
+
+def get_user_info() -> dict[str, Any]:
+    """Who is calling: subject, username, scopes, app client, token use and groups."""
+    token = get_access_token()
+    if token is None:  # unreachable behind BearerAuth; refuse rather than answer anonymously
+        raise PermissionError("no authenticated caller")
+    claims: Mapping[str, Any] = token.claims or {}
+    groups = claims.get("cognito:groups")
+    return {
+        "user": claims.get("sub"),
+        "username": claims.get("username", claims.get("cognito:username")),
+        "scope": claims.get("scope", ""),
+        "client_id": token.client_id,
+        "token_use": claims.get("token_use"),
+        "groups": list(groups) if isinstance(groups, list) else [],
+    }
+
+
+def register_tools(mcp: FastMCP[Any], tool_scopes: Mapping[str, tuple[str, ...]]) -> None:
+    """Add every tool to `mcp`, each guarded by the scopes configured for it (if any)."""
+    for fn in (add, get_user_info):
+        scopes = tool_scopes.get(fn.__name__, ())
+        mcp.tool(fn, annotations=READ_ONLY, auth=require_scopes(*scopes) if scopes else None)
+
+
+TOOL_NAMES = ("add", "get_user_info")

@@ -1,0 +1,194 @@
+"""The Cognito token rules, and nothing else: no HTTP, no FastMCP, no Redis.
+
+Given a key source and a clock, `CognitoVerifier.verify()` returns the claims of a token that
+passes every rule, or raises a `Rejection` naming the first rule it broke. The order matters:
+cheap structural checks first, then the header (read, never trusted to choose a key type), then
+the signature, and only after the signature verifies is the payload read at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+from jwt.exceptions import InvalidSignatureError, InvalidTokenError
+
+from cache.jwks import JwksUnavailableError, KeySource, UnknownKeyError
+from mcp_service.rejections import InvalidToken, KeysUnavailable, Reason
+
+ALGORITHMS = ("RS256",)
+# Header parameters that would let a token name its own key, or demand semantics we do not
+# implement. A token carrying any of them is refused outright, whatever the rest says.
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
+MAX_KID_LENGTH = 256
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# Signature checks come from PyJWT; the time and identity rules are checked below with the
+# injected clock, so they can be tested and each gets its own reason code.
+_DECODE_OPTIONS: Any = {
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "require": [],
+}
+
+Claims = dict[str, Any]
+TokenUse = Literal["access", "id", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierConfig:
+    issuer: str
+    client_ids: frozenset[str]
+    token_use: TokenUse = "access"
+    leeway: float = 5.0
+    max_token_bytes: int = 16_384
+
+    def __post_init__(self) -> None:
+        if not self.issuer.startswith("https://cognito-idp."):
+            raise ValueError("issuer must be a Cognito user pool issuer URL")
+        if not self.client_ids:
+            raise ValueError("at least one app client id is required")
+
+
+class CognitoVerifier:
+    def __init__(
+        self,
+        config: VerifierConfig,
+        keys: KeySource,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._keys = keys
+        self._clock = clock
+        self._uses: frozenset[str] = (
+            frozenset({"access", "id"})
+            if config.token_use == "any"
+            else frozenset({config.token_use})
+        )
+
+    async def verify(self, token: str) -> Claims:
+        """Claims of a token that passes every rule; otherwise a `Rejection` is raised."""
+        kid = _check_header(_decode_json_segment(self._header_segment(token)))
+        try:
+            key = await self._keys.get_key(kid)
+        except UnknownKeyError:
+            raise InvalidToken(Reason.UNKNOWN_KID) from None
+        except JwksUnavailableError as exc:
+            raise KeysUnavailable(str(exc), retry_after=exc.retry_after) from None
+        claims = _verified_payload(token, key)
+        self._check_claims(claims)
+        return claims
+
+    def _header_segment(self, token: str) -> str:
+        if not isinstance(token, str) or not token:
+            raise InvalidToken(Reason.MALFORMED, "empty token")
+        if len(token) > self.config.max_token_bytes:
+            raise InvalidToken(Reason.OVERSIZED)
+        parts = token.split(".")
+        if len(parts) != 3 or not all(_SEGMENT.match(part) for part in parts):
+            raise InvalidToken(Reason.MALFORMED, "not three base64url segments")
+        return parts[0]
+
+    def _check_claims(self, claims: Claims) -> None:
+        config = self.config
+        now = self._clock()
+        exp = _numeric_claim(claims, "exp")
+        if exp is None:
+            raise InvalidToken(Reason.MISSING_CLAIM, "exp")
+        if exp <= now - config.leeway:
+            raise InvalidToken(Reason.EXPIRED)
+        nbf = _numeric_claim(claims, "nbf")
+        if nbf is not None and nbf > now + config.leeway:
+            raise InvalidToken(Reason.NOT_YET_VALID, "nbf")
+        iat = _numeric_claim(claims, "iat")
+        if iat is not None and iat > now + config.leeway:
+            raise InvalidToken(Reason.NOT_YET_VALID, "iat")
+        if claims.get("iss") != config.issuer:
+            raise InvalidToken(Reason.WRONG_ISSUER)
+        use = claims.get("token_use")
+        if use not in self._uses:
+            raise InvalidToken(Reason.WRONG_TOKEN_USE)
+        sub = claims.get("sub")
+        if sub is not None and not isinstance(sub, str):
+            raise InvalidToken(Reason.MALFORMED, "sub is not a string")
+        if use == "access":
+            if claims.get("client_id") not in config.client_ids:
+                raise InvalidToken(Reason.WRONG_CLIENT)
+            scope = claims.get("scope", "")
+            if not isinstance(scope, str):
+                raise InvalidToken(Reason.MALFORMED, "scope is not a string")
+        elif not _audience_matches(claims.get("aud"), config.client_ids):
+            raise InvalidToken(Reason.WRONG_AUDIENCE)
+
+
+def _check_header(header: Any) -> str:
+    if not isinstance(header, dict):
+        raise InvalidToken(Reason.MALFORMED, "header is not a JSON object")
+    if FORBIDDEN_HEADERS.intersection(header):
+        raise InvalidToken(Reason.FORBIDDEN_HEADER)
+    if header.get("alg") not in ALGORITHMS:
+        raise InvalidToken(Reason.UNSUPPORTED_ALG)
+    kid = header.get("kid")
+    if kid is None or kid == "":
+        raise InvalidToken(Reason.MISSING_KID)
+    if not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH:
+        raise InvalidToken(Reason.MALFORMED, "kid is not a short string")
+    return kid
+
+
+def _verified_payload(token: str, key: Any) -> Claims:
+    """PyJWT checks the signature with our key and our algorithm list, then parses the payload."""
+    try:
+        claims = jwt.decode(token, key=key, algorithms=list(ALGORITHMS), options=_DECODE_OPTIONS)
+    except InvalidSignatureError:
+        raise InvalidToken(Reason.BAD_SIGNATURE) from None
+    except InvalidTokenError:
+        raise InvalidToken(Reason.MALFORMED, "payload") from None
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidToken(Reason.MALFORMED, "payload") from None
+    if not isinstance(claims, dict):
+        raise InvalidToken(Reason.MALFORMED, "payload is not a JSON object")
+    return claims
+
+
+def _decode_json_segment(segment: str) -> Any:
+    """Decode the header segment; it is read before verification only to pick the key."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return json.loads(raw)
+    except (binascii.Error, ValueError, RecursionError):
+        raise InvalidToken(Reason.MALFORMED, "header is not base64url JSON") from None
+
+
+def _numeric_claim(claims: Claims, name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidToken(Reason.MALFORMED, f"{name} is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidToken(Reason.MALFORMED, f"{name} is out of range") from None
+
+
+def _audience_matches(aud: Any, client_ids: Iterable[str]) -> bool:
+    allowed = set(client_ids)
+    if isinstance(aud, str):
+        return aud in allowed
+    if isinstance(aud, list):
+        return any(isinstance(item, str) and item in allowed for item in aud)
+    return False
