@@ -15,8 +15,8 @@ import json
 import os
 import time
 import uuid
-from contextlib import suppress
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
