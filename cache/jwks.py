@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _usable_key(entry: Any) -> tuple[str, RSAPublicKey] | None:
         return None  # a private key has no business in a JWKS; refuse rather than use it
     try:
         key = PyJWK(dict(entry), algorithm="RS256").key
-    except (PyJWKError, ValueError, TypeError):
+    except (PyJWTError, ValueError, TypeError):
         return None
     if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
         return None

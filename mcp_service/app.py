@@ -68,14 +68,17 @@ class Service:
     issuer: LocalIssuer | None
 
 
-def build_service(settings: Settings) -> Service:
+def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
+    """Wire the service. `jwks_fetch` replaces the JWKS download (tests, emulators)."""
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
     http = httpx.AsyncClient()
-    fetch: JwksFetch = (
-        issuer.fetch_jwks
-        if issuer is not None
-        else HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
-    )
+    fetch: JwksFetch
+    if jwks_fetch is not None:
+        fetch = jwks_fetch
+    elif issuer is not None:
+        fetch = issuer.fetch_jwks
+    else:
+        fetch = HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
     jwks = JwksCache(
         fetch,
         max_age=settings.jwks_max_age_seconds,

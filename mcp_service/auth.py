@@ -216,7 +216,11 @@ class BearerAuth:
             await send_json(
                 send,
                 503,
-                {"error": "temporarily_unavailable", "error_description": rejection.description},
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": rejection.description,
+                    "reason": rejection.reason.value,
+                },
                 {"retry-after": retry},
             )
             return
@@ -224,9 +228,17 @@ class BearerAuth:
         body: dict[str, str] = {}
         if rejection is not None:
             error = "insufficient_scope" if status == 403 else "invalid_token"
-            body = {"error": error, "error_description": rejection.description}
+            body = {
+                "error": error,
+                "error_description": rejection.description,
+                "reason": rejection.reason.value,
+            }
         else:
-            body = {"error": "unauthorized", "error_description": "A bearer token is required."}
+            body = {
+                "error": "unauthorized",
+                "error_description": "A bearer token is required.",
+                "reason": Reason.MISSING_TOKEN.value,
+            }
         await send_json(
             send, status, body, {"www-authenticate": self.challenge.header(scope, rejection)}
         )

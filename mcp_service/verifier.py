@@ -119,13 +119,14 @@ class CognitoVerifier:
         if claims.get("iss") != config.issuer:
             raise InvalidToken(Reason.WRONG_ISSUER)
         use = claims.get("token_use")
-        if use not in self._uses:
+        if not isinstance(use, str) or use not in self._uses:
             raise InvalidToken(Reason.WRONG_TOKEN_USE)
         sub = claims.get("sub")
         if sub is not None and not isinstance(sub, str):
             raise InvalidToken(Reason.MALFORMED, "sub is not a string")
         if use == "access":
-            if claims.get("client_id") not in config.client_ids:
+            client_id = claims.get("client_id")
+            if not isinstance(client_id, str) or client_id not in config.client_ids:
                 raise InvalidToken(Reason.WRONG_CLIENT)
             scope = claims.get("scope", "")
             if not isinstance(scope, str):
