@@ -149,8 +149,11 @@ def build_app(settings: Settings) -> ASGIApp:
 def create_app() -> ASGIApp:
     """Factory for uvicorn workers: settings come from the environment the CLI checked."""
     from mcp_service.settings import load_settings
+    from observability.logs import configure_logging
 
-    return build_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return build_app(settings)
 
 
 def _local_issuer(settings: Settings) -> LocalIssuer:

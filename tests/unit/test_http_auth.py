@@ -271,8 +271,12 @@ async def test_a_repeated_token_is_verified_once(tokens: TokenFactory) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/.well-known/oauth-protected-resource",
-             "/.well-known/oauth-protected-resource/mcp"],
+    "path",
+    [
+        "/healthz",
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ],
 )
 async def test_public_routes_need_no_token(path: str) -> None:
     async with running(make_service().app) as client:
@@ -294,9 +298,7 @@ async def test_every_other_path_needs_a_token(path: str) -> None:
 
 
 async def test_the_metadata_names_the_cognito_issuer_and_the_resource() -> None:
-    service = make_service(
-        public_base_url="https://mcp.example.com", required_scopes="mcp/tools"
-    )
+    service = make_service(public_base_url="https://mcp.example.com", required_scopes="mcp/tools")
     async with running(service.app) as client:
         document = (await client.get("/.well-known/oauth-protected-resource/mcp")).json()
     assert document["resource"] == "https://mcp.example.com/mcp"
@@ -355,7 +357,7 @@ async def test_cors_preflight_from_an_allowed_origin_is_answered() -> None:
             headers={
                 "Origin": "https://inspector.example",
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
+                "Access-Control-Request-Headers": "authorization, content-type",
             },
         )
     assert response.status_code == 200

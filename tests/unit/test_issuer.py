@@ -135,8 +135,15 @@ async def test_the_issuer_publishes_its_jwks_at_cognitos_paths(tmp_path: Path) -
         (basic(), "grant_type=client_credentials&grant_type=x", 400, "invalid_request"),
     ],
     ids=[
-        "wrong-secret", "wrong-client", "no-credentials", "password-grant", "scope-not-allowed",
-        "credentials-twice", "bad-basic", "json-body", "repeated-parameter",
+        "wrong-secret",
+        "wrong-client",
+        "no-credentials",
+        "password-grant",
+        "scope-not-allowed",
+        "credentials-twice",
+        "bad-basic",
+        "json-body",
+        "repeated-parameter",
     ],
 )
 async def test_a_bad_token_request_is_refused(

@@ -18,9 +18,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     for name in list(os.environ):
         if name.upper() in {
-            "APP_ENV", "COGNITO_REGION", "USER_POOL_ID", "APP_CLIENT_ID", "OAUTH_CLIENT_ID",
-            "OAUTH_CLIENT_SECRET", "TOKEN_URL", "COGNITO_JWKS_URL", "TOKEN_USE", "MCP_URL",
-            "REQUIRED_SCOPES", "TOOL_SCOPES", "PUBLIC_BASE_URL", "REDIS_URL",
+            "APP_ENV",
+            "COGNITO_REGION",
+            "USER_POOL_ID",
+            "APP_CLIENT_ID",
+            "OAUTH_CLIENT_ID",
+            "OAUTH_CLIENT_SECRET",
+            "TOKEN_URL",
+            "COGNITO_JWKS_URL",
+            "TOKEN_USE",
+            "MCP_URL",
+            "REQUIRED_SCOPES",
+            "TOOL_SCOPES",
+            "PUBLIC_BASE_URL",
+            "REDIS_URL",
         }:
             monkeypatch.delenv(name)
 
@@ -135,9 +146,7 @@ def test_serve_does_not_need_the_client_secret() -> None:
 
 def test_the_embedded_issuer_refuses_a_non_loopback_bind() -> None:
     settings = load_settings()
-    assert [name for name, _ in settings.serve_problems("0.0.0.0")] == [
-        "LOCAL_ISSUER_ALLOW_REMOTE"
-    ]
+    assert [name for name, _ in settings.serve_problems("0.0.0.0")] == ["LOCAL_ISSUER_ALLOW_REMOTE"]
 
 
 def test_allowing_remote_needs_a_secret_of_its_own() -> None:
