@@ -118,15 +118,19 @@ async def test_a_moto_access_token_calls_add(server: str, pool: dict[str, Any]) 
     assert result.data == 8
 
 
-def test_a_moto_id_token_is_refused_by_default(server: str, pool: dict[str, Any]) -> None:
-    response = httpx.post(
+def list_tools(server: str, token: str) -> httpx.Response:
+    return httpx.post(
         f"{server}/mcp",
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         headers={
             "Accept": "application/json, text/event-stream",
-            "Authorization": f"Bearer {pool['id']}",
+            "Authorization": f"Bearer {token}",
         },
     )
+
+
+def test_a_moto_id_token_is_refused_by_default(server: str, pool: dict[str, Any]) -> None:
+    response = list_tools(server, pool["id"])
     assert response.status_code == 401
     assert response.json()["reason"] == "wrong_token_use"
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
@@ -143,13 +147,6 @@ def test_a_moto_access_token_for_another_pool_is_refused(
         "COGNITO_JWKS_URL": pool["jwks_url"],
     }
     with ServiceProcess(env, tmp_path) as service:
-        response = httpx.post(
-            f"{service.url}/mcp",
-            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-            headers={
-                "Accept": "application/json, text/event-stream",
-                "Authorization": f"Bearer {pool['access']}",
-            },
-        )
+        response = list_tools(service.url, pool["access"])
     assert response.status_code == 401
     assert response.json()["reason"] == "wrong_issuer"

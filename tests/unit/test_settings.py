@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mcp_service.settings import SettingsError, load_settings
+from tests.support.processes import SETTING_NAMES
 
 
 @pytest.fixture(autouse=True)
@@ -17,22 +18,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import os
 
     for name in list(os.environ):
-        if name.upper() in {
-            "APP_ENV",
-            "COGNITO_REGION",
-            "USER_POOL_ID",
-            "APP_CLIENT_ID",
-            "OAUTH_CLIENT_ID",
-            "OAUTH_CLIENT_SECRET",
-            "TOKEN_URL",
-            "COGNITO_JWKS_URL",
-            "TOKEN_USE",
-            "MCP_URL",
-            "REQUIRED_SCOPES",
-            "TOOL_SCOPES",
-            "PUBLIC_BASE_URL",
-            "REDIS_URL",
-        }:
+        if name.upper() in SETTING_NAMES:
             monkeypatch.delenv(name)
 
 
