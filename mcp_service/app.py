@@ -21,13 +21,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
-from cache.tokens import LocalTokenCache
+from cache.jwks_store import SharedJwks
+from cache.redis import SharedRedis
+from cache.revocations import RevocationListener, RevocationSet, RevocationStore
+from cache.tokens import LocalTokenCache, SharedTokenStore
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
+from mcp_service.shared import sealer_for, shared_redis
 from mcp_service.tools import register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
 
@@ -66,11 +70,15 @@ class Service:
     jwks: JwksCache
     authenticator: Authenticator
     issuer: LocalIssuer | None
+    shared: SharedRedis
+    revocations: RevocationListener | None
 
 
 def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
     """Wire the service. `jwks_fetch` replaces the JWKS download (tests, emulators)."""
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
+    shared = shared_redis(settings)
+    sealer = sealer_for(settings) if shared.enabled else None
     http = httpx.AsyncClient()
     fetch: JwksFetch
     if jwks_fetch is not None:
@@ -79,11 +87,17 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         fetch = issuer.fetch_jwks
     else:
         fetch = HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
+    shared_jwks = None
+    if sealer is not None and issuer is None:
+        shared_jwks = SharedJwks(shared, sealer, settings.jwks_url)
     jwks = JwksCache(
         fetch,
         max_age=settings.jwks_max_age_seconds,
         kid_miss_cooldown=settings.jwks_kid_miss_cooldown_seconds,
         failure_backoff=settings.jwks_failure_backoff_seconds,
+        stale_max=settings.jwks_stale_max_seconds,
+        shared=shared_jwks,
+        shared_wait=settings.jwks_shared_wait_seconds,
     )
     verifier = CognitoVerifier(
         VerifierConfig(
@@ -95,22 +109,38 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         ),
         jwks,
     )
+    revoked = RevocationSet()
     authenticator = Authenticator(
         verifier,
         LocalTokenCache[Identity](settings.token_cache_max_entries),
         required_scopes=settings.required_scopes,
+        shared=(
+            SharedTokenStore(shared, sealer)
+            if sealer is not None and settings.token_cache_l2
+            else None
+        ),
+        revoked=revoked,
     )
+    listener = None
+    if shared.enabled:
+        store = RevocationStore(shared, ttl=settings.revocation_ttl_seconds)
+        listener = RevocationListener(store, revoked, on_revoked=authenticator.forget)
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
-        warm = asyncio.create_task(_warm(jwks))
+        tasks = [asyncio.create_task(_warm(jwks))]
+        if listener is not None:
+            tasks.append(asyncio.create_task(listener.run()))
         try:
             yield {}
         finally:
-            warm.cancel()
-            with suppress(asyncio.CancelledError):
-                await warm
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
             await http.aclose()
+            await shared.close()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
     register_tools(mcp, settings.tool_scopes)
@@ -139,7 +169,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
-    return Service(app, settings, jwks, authenticator, issuer)
+    return Service(app, settings, jwks, authenticator, issuer, shared, listener)
 
 
 def build_app(settings: Settings) -> ASGIApp:

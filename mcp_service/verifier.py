@@ -89,7 +89,7 @@ class CognitoVerifier:
         except JwksUnavailableError as exc:
             raise KeysUnavailable(str(exc), retry_after=exc.retry_after) from None
         claims = _verified_payload(token, key)
-        self._check_claims(claims)
+        self.check_claims(claims)
         return claims
 
     def _header_segment(self, token: str) -> str:
@@ -102,7 +102,8 @@ class CognitoVerifier:
             raise InvalidToken(Reason.MALFORMED, "not three base64url segments")
         return parts[0]
 
-    def _check_claims(self, claims: Claims) -> None:
+    def check_claims(self, claims: Claims) -> None:
+        """Every rule but the signature: also applied to claims another replica verified."""
         config = self.config
         now = self._clock()
         exp = _numeric_claim(claims, "exp")
