@@ -123,12 +123,12 @@ class SharedJwks:
 
     async def wait_for_newer(self, than: float, patience: float) -> SharedDocument | None:
         """Poll briefly for a document fetched after `than` (another replica is fetching)."""
-        deadline = self._clock() + patience
+        deadline = time.monotonic() + patience
         while True:
             document = await self.read()
             if document is not None and document.fetched_at > than:
                 return document
-            if self._clock() >= deadline or not self._shared.available:
+            if time.monotonic() >= deadline or not self._shared.available:
                 return None
             await asyncio.sleep(self._poll)
 

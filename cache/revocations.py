@@ -199,16 +199,18 @@ class RevocationListener:
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
-        """Subscribe, load, apply; on any failure wait a little and start again."""
+        """Subscribe, load, apply; on any failure wait (backing off to 8x) and start again."""
+        delay = self._retry_delay
         while True:
             try:
                 await self._follow()
-            except asyncio.CancelledError:
-                raise
             except (RevocationError, RedisError, OSError, TimeoutError) as exc:
+                if self.synced.is_set():
+                    delay = self._retry_delay
+                    log.warning("revocation channel lost (%s); reconnecting", type(exc).__name__)
                 self.synced.clear()
-                log.warning("revocation channel lost (%s); reconnecting", type(exc).__name__)
-            await asyncio.sleep(self._retry_delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_delay * 8)
 
     async def _follow(self) -> None:
         client = self._store._client()
