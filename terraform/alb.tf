@@ -115,7 +115,9 @@ resource "aws_route53_record" "app" {
 
 # --- Access logs ---------------------------------------------------------------------------------
 
-data "aws_elb_service_account" "main" {}
+data "aws_elb_service_account" "main" {
+  count = var.enable_alb_access_logs ? 1 : 0
+}
 
 resource "aws_s3_bucket" "alb_logs" {
   #checkov:skip=CKV_AWS_18:this is the log bucket; logging its access to another bucket is the organisation's choice
@@ -202,7 +204,7 @@ data "aws_iam_policy_document" "alb_logs" {
 
     principals {
       type        = "AWS"
-      identifiers = [data.aws_elb_service_account.main.arn]
+      identifiers = [data.aws_elb_service_account.main[0].arn]
     }
   }
 
