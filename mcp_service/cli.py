@@ -130,6 +130,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "access_log": False,
         "log_config": None,
         "timeout_graceful_shutdown": 20,
+        "timeout_keep_alive": 75,  # longer than the ALB idle timeout (60 s): no 502 on reuse
     }
     if args.workers > 1:
         uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
