@@ -109,7 +109,7 @@ class SharedRedis:
         client: Redis | None,
         *,
         prefix: str = "mcp",
-        timeout: float = 0.25,
+        timeout: float = 1.0,
         breaker: CircuitBreaker | None = None,
         on_operation: OperationHook | None = None,
     ) -> None:

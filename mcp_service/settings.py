@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     # Redis: shared JWKS, verified tokens and revocations (empty REDIS_URL: in-process only).
     redis_url: str = ""
     redis_key_prefix: str = Field(default="mcp", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
-    redis_connect_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    # 1 s: under wrk -c32 a replica's event loop runs up to ~0.3 s late (bench/redis_timeouts.py)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
     redis_breaker_cooloff_seconds: float = Field(default=2.0, gt=0, le=300)
     token_cache_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     token_cache_l2: bool = False
@@ -272,6 +273,10 @@ class Settings(BaseSettings):
                     else "required to verify Cognito tokens"
                 )
                 problems.append((name.upper(), reason))
+        if self.app_env == "production" and self.cognito_jwks_url.startswith("http://"):
+            problems.append(
+                ("COGNITO_JWKS_URL", "must be https in production: the keys decide who gets in")
+            )
         if not self.app_client_id:
             problems.append(
                 ("APP_CLIENT_ID", "required: the app client ids whose tokens are accepted")

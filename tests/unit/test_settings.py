@@ -112,6 +112,30 @@ def test_production_with_a_pool_is_accepted() -> None:
     )
 
 
+def test_production_refuses_a_plain_http_jwks_url() -> None:
+    assert "COGNITO_JWKS_URL" in problems(
+        app_env="production",
+        cognito_region="us-east-1",
+        user_pool_id="us-east-1_Abc",
+        app_client_id="client",
+        cognito_jwks_url="http://jwks.internal/keys.json",
+    )
+
+
+def test_redis_needs_the_secret_that_seals_shared_entries() -> None:
+    assert problems(redis_url="redis://127.0.0.1:6379/0") == ["TOKEN_CACHE_SECRET"]
+    assert problems(redis_url="redis://127.0.0.1:6379/0", token_cache_secret="k" * 32) == []
+
+
+def test_a_short_token_cache_secret_is_refused() -> None:
+    assert "TOKEN_CACHE_SECRET" in problems(token_cache_secret="short")
+
+
+def test_token_cache_secret_takes_a_rotation_list() -> None:
+    settings = load_settings(token_cache_secret=f"{'n' * 32},{'o' * 32}")
+    assert [s.get_secret_value()[0] for s in settings.token_cache_secret] == ["n", "o"]
+
+
 def test_a_pool_outside_its_region_is_refused() -> None:
     assert "USER_POOL_ID" in problems(
         cognito_region="us-east-1", user_pool_id="eu-west-1_Abc", app_client_id="c"
