@@ -129,7 +129,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": args.port,
         "access_log": False,
         "log_config": None,
-        "timeout_graceful_shutdown": 20,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "timeout_keep_alive": 75,  # longer than the ALB idle timeout (60 s): no 502 on reuse
     }
     if args.workers > 1:

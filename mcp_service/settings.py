@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # The service.
     public_base_url: str = ""
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # SIGTERM: stop accepting, let requests in flight finish for up to this long (ECS gives 30 s).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Redis: shared JWKS, verified tokens and revocations (empty REDIS_URL: in-process only).
