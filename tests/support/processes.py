@@ -199,6 +199,7 @@ class JwksServer:
         self.path = path
         self.port = port or free_port()
         self.requests = 0
+        self.delay = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -213,6 +214,8 @@ class JwksServer:
             def do_GET(self) -> None:
                 with owner._lock:
                     owner.requests += 1
+                if owner.delay:
+                    time.sleep(owner.delay)
                 if self.path != owner.path:
                     self.send_error(404)
                     return
