@@ -1,7 +1,9 @@
 """build_app(settings): the one place that wires the service together.
 
-Request path, outside in: [CORS] -> body limit (413) -> bearer authentication (401/403/503)
--> FastMCP's streamable HTTP app (stateless, JSON responses) with the public routes.
+Request path, outside in: [CORS] -> body limit (413) -> per-IP rate limit (429, in process)
+-> cap on requests in flight (503) -> bearer authentication (401/403/503) -> per-subject rate
+limit (429, shared through Redis) -> FastMCP's streamable HTTP app (stateless, JSON responses)
+with the public routes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
 from cache.tokens import LocalTokenCache
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
+from mcp_service.clientip import TrustedProxies
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
+from mcp_service.overload import InFlightLimit
+from mcp_service.ratelimit import IpRateLimit, Policies, SubjectLimiter, SubjectRateLimit
+from mcp_service.redisline import RedisAddress
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
 from mcp_service.tools import register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from mcp_service.windows import RedisWindows, parse_limits
 
 log = logging.getLogger("mcp_service")
 
@@ -66,6 +73,9 @@ class Service:
     jwks: JwksCache
     authenticator: Authenticator
     issuer: LocalIssuer | None
+    limiter: SubjectLimiter | None = None
+    ip_limit: IpRateLimit | None = None
+    in_flight: InFlightLimit | None = None
 
 
 def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
@@ -101,19 +111,25 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         required_scopes=settings.required_scopes,
     )
 
+    limiter = _subject_limiter(settings)
+
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
         warm = asyncio.create_task(_warm(jwks))
+        if limiter is not None:
+            await limiter.start()
         try:
             yield {}
         finally:
             warm.cancel()
             with suppress(asyncio.CancelledError):
                 await warm
+            if limiter is not None:
+                await limiter.close()
             await http.aclose()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
-    register_tools(mcp, settings.tool_scopes)
+    register_tools(mcp, settings.tool_scopes, timeout=settings.tool_timeout_seconds or None)
     challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
     scopes = {*settings.required_scopes, *(s for v in settings.tool_scopes.values() for s in v)}
     if issuer is not None:
@@ -122,6 +138,8 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     public = _public_routes(mcp, metadata, issuer, settings)
 
     app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
+    if limiter is not None:
+        app = SubjectRateLimit(app, limiter)
     app = BearerAuth(
         app,
         authenticator,
@@ -129,6 +147,12 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         public_paths=public,
         tool_scopes=ToolScopes(settings.tool_scopes),
     )
+    in_flight = ip_limit = None
+    if settings.max_in_flight:
+        app = in_flight = InFlightLimit(app, settings.max_in_flight)
+    if settings.ip_rate_limit != "off":
+        proxies = TrustedProxies(settings.trusted_proxies)
+        app = ip_limit = IpRateLimit(app, parse_limits(settings.ip_rate_limit), proxies=proxies)
     app = BodyLimit(app, settings.max_body_bytes)
     if settings.cors_allow_origins:
         app = CORSMiddleware(
@@ -139,7 +163,34 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
-    return Service(app, settings, jwks, authenticator, issuer)
+    return Service(app, settings, jwks, authenticator, issuer, limiter, ip_limit, in_flight)
+
+
+def _subject_limiter(settings: Settings) -> SubjectLimiter | None:
+    """The per-subject limiter: on Redis when REDIS_URL is set, else counted per replica."""
+    if settings.rate_limit == "off":
+        return None
+    policies = Policies(
+        parse_limits(settings.rate_limit),
+        groups={g: parse_limits(v) for g, v in settings.rate_limit_groups.items()},
+        fallback=parse_limits(settings.rate_limit_fallback) if settings.rate_limit_fallback else (),
+        tool_costs=settings.rate_limit_tool_costs,
+    )
+    redis = None
+    if settings.redis_url:
+        timeout = settings.rate_limit_redis_timeout_seconds
+        redis = RedisWindows(
+            RedisAddress.from_url(settings.redis_url),
+            prefix=settings.rate_limit_key_prefix,
+            reply_timeout=timeout,
+            connect_timeout=max(1.0, timeout),
+        )
+    return SubjectLimiter(
+        policies,
+        redis,
+        fail_open=settings.rate_limit_failure_mode == "open",
+        cooldown=settings.rate_limit_redis_cooldown_seconds,
+    )
 
 
 def build_app(settings: Settings) -> ASGIApp:

@@ -35,11 +35,15 @@ def get_user_info() -> dict[str, Any]:
     }
 
 
-def register_tools(mcp: FastMCP[Any], tool_scopes: Mapping[str, tuple[str, ...]]) -> None:
-    """Add every tool to `mcp`, each guarded by the scopes configured for it (if any)."""
+def register_tools(
+    mcp: FastMCP[Any], tool_scopes: Mapping[str, tuple[str, ...]], *, timeout: float | None = None
+) -> None:
+    """Add every tool to `mcp`, each guarded by the scopes configured for it (if any) and
+    bounded by FastMCP's per-tool `timeout` (TOOL_TIMEOUT_SECONDS)."""
     for fn in (add, get_user_info):
         scopes = tool_scopes.get(fn.__name__, ())
-        mcp.tool(fn, annotations=READ_ONLY, auth=require_scopes(*scopes) if scopes else None)
+        auth = require_scopes(*scopes) if scopes else None
+        mcp.tool(fn, annotations=READ_ONLY, auth=auth, timeout=timeout)
 
 
 TOOL_NAMES = ("add", "get_user_info")
