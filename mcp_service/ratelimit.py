@@ -179,7 +179,8 @@ class SubjectLimiter:
 
     `on_decision` hears one outcome per request -- "allowed", "limited" (shared budget),
     "fallback_allowed", "fallback_limited" (in-process budget, Redis unavailable), or
-    "unavailable" (fail closed: 503) -- and "redis_error" for each Redis call that failed.
+    "unavailable" (fail closed: 503) -- and "redis_error" for each Redis call or connection
+    attempt that failed (while Redis is down: one per cool-off).
     """
 
     def __init__(
@@ -281,6 +282,8 @@ class SubjectLimiter:
             try:
                 await self.redis.connect()
             except RedisError as exc:
+                if self.on_decision is not None:
+                    self.on_decision("redis_error")
                 log.debug("rate limits: Redis still unavailable: %s", exc)
             else:
                 return

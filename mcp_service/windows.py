@@ -28,7 +28,9 @@ from mcp_service.redisline import RedisAddress, RedisLine, RedisReplyError, Redi
 
 MAX_LIMITS = 4
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
-_ITEM = re.compile(r"^\s*(\d{1,9})\s*(?:/|per)\s*(\d{1,6})?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
+_ITEM = re.compile(
+    r"^\s*(\d{1,9})\s*(?:/|per)\s*(\d{1,6})?\s*([a-z]+?)s?\s*$", re.IGNORECASE | re.ASCII
+)
 
 
 class Limit(NamedTuple):
@@ -290,16 +292,25 @@ class RedisWindows:
                 line.close()  # READONLY after a failover, OOM...: reconnect before trusting it
                 raise
             reply = await line.call(self._eval(base, limits, cost))
-        return _outcome(reply, limits)
+        return outcome_of(reply, limits)
 
     def _eval(self, base: bytes, limits: tuple[Limit, ...], cost: int) -> bytes:
         """The same call with the script's text (after a Redis restart forgot it)."""
-        keys = [base + b":%d%s" % (limit.window, end) for limit in limits for end in (b"", b":p")]
-        args = [n for limit in limits for n in (limit.amount, limit.window * 1000)]
-        return pack(b"EVAL", SCRIPT, len(keys), *keys, cost, *args)
+        keys = window_keys(base, limits)
+        return pack(b"EVAL", SCRIPT, len(keys), *keys, *script_args(limits, cost))
 
 
-def _outcome(reply: list[int], limits: tuple[Limit, ...]) -> Outcome:
+def window_keys(base: bytes, limits: tuple[Limit, ...]) -> list[bytes]:
+    """The script's KEYS for one caller: `base` is the prefix and the caller's hash tag."""
+    return [base + b":%d%s" % (limit.window, end) for limit in limits for end in (b"", b":p")]
+
+
+def script_args(limits: tuple[Limit, ...], cost: int) -> list[int]:
+    return [cost, *(n for limit in limits for n in (limit.amount, limit.window * 1000))]
+
+
+def outcome_of(reply: list[int], limits: tuple[Limit, ...]) -> Outcome:
+    """The script's reply as (admitted, usages)."""
     usages = [
         Usage(limit, reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] / 1000 - limit.window)
         for i, limit in enumerate(limits)
