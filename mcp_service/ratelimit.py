@@ -20,6 +20,7 @@ refused before any of them is parsed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 class Policy:
     """A named set of limits, with its `RateLimit-Policy` field value built once."""
 
-    __slots__ = ("field", "items", "limits", "name")
+    __slots__ = ("amounts", "field", "items", "limits", "name")
 
     def __init__(self, name: str, limits: tuple[Limit, ...]) -> None:
         self.name = _SAFE_NAME.sub("_", name) or "default"
@@ -57,6 +58,7 @@ class Policy:
         self.items: tuple[bytes, ...] = (f'"{self.name}"'.encode(),)
         if len(limits) > 1:
             self.items = tuple(f'"{self.name}-{limit.window}s"'.encode() for limit in limits)
+        self.amounts = tuple(b"%d" % limit.amount for limit in limits)
         self.field = b", ".join(
             b"%s;q=%d;w=%d" % (item, limit.amount, limit.window)
             for item, limit in zip(self.items, limits, strict=True)
@@ -91,11 +93,22 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """`RateLimit-Policy`, `RateLimit`, the older trio, and `Retry-After` on a refusal."""
-        if self.policy is None:
+        policy = self.policy
+        if policy is None:
             return [(b"retry-after", b"%d" % self.retry_after)] if self.retry_after else []
+        if self.allowed and len(self.usages) == 1:  # the hot path: admitted under one limit
+            usage = self.usages[0]
+            remaining, reset = usage.remaining, math.ceil(usage.left)
+            return [
+                (b"ratelimit-policy", policy.field),
+                (b"ratelimit", b"%s;r=%d;t=%d" % (policy.items[0], remaining, reset)),
+                (b"ratelimit-limit", policy.amounts[0]),
+                (b"ratelimit-remaining", b"%d" % remaining),
+                (b"ratelimit-reset", b"%d" % reset),
+            ]
         items: list[bytes] = []
         binding: tuple[float, int, int, int] | None = None  # (rank, limit, remaining, reset)
-        for item, usage in zip(self.policy.items, self.usages, strict=True):
+        for item, usage in zip(policy.items, self.usages, strict=True):
             remaining = usage.remaining
             wait = 0.0 if self.allowed else usage.wait(self.cost)
             reset = _seconds(wait) if wait else math.ceil(usage.left)
@@ -105,7 +118,7 @@ class Decision:
                 binding = (rank, usage.limit.amount, remaining, reset)
         assert binding is not None
         headers = [
-            (b"ratelimit-policy", self.policy.field),
+            (b"ratelimit-policy", policy.field),
             (b"ratelimit", b", ".join(items)),
             (b"ratelimit-limit", b"%d" % binding[1]),
             (b"ratelimit-remaining", b"%d" % binding[2]),
@@ -144,7 +157,8 @@ class Policies:
         self.default = Policy("default", default)
         self.groups = {group: Policy(group, limits) for group, limits in (groups or {}).items()}
         self.fallback = Policy("fallback", fallback) if fallback else None
-        self.tool_costs = dict(tool_costs or {})
+        self.tool_costs = {name: cost for name, cost in (tool_costs or {}).items() if cost != 1}
+        self._quoted = [json.dumps(n, ensure_ascii=False).encode() for n in self.tool_costs]
 
     def for_claims(self, claims: Mapping[str, Any]) -> Policy:
         """The first RATE_LIMIT_GROUPS tier the caller's `cognito:groups` names, else the
@@ -158,20 +172,33 @@ class Policies:
         return self.default
 
     def cost(self, tools: Iterable[str]) -> int:
-        """Units a request spends: its tools' costs (1 each unless configured), at least 1."""
-        return max(1, sum(self.tool_costs.get(name, 1) for name in tools))
+        """Units a request spends: 1, and for each call of a tool with a cost, that cost in
+        place of the 1 (a batch calling two such tools spends both)."""
+        return 1 + sum(self.tool_costs.get(name, 1) - 1 for name in tools)
+
+    def may_cost_more(self, body: bytes) -> bool:
+        """False when the body cannot call a tool with a cost: no such name appears in it,
+        quoted, and nothing is escaped. Most bodies are then never parsed."""
+        return b"\\" in body or any(name in body for name in self._quoted)
 
 
 def subject_tag(claims: Mapping[str, Any]) -> str:
     """The caller's counter key: `sub`, else `client_id`, as a Redis Cluster hash tag. Odd
     characters (a `}` would break the tag) are hashed; a token with neither is `{anonymous}`."""
-    for kind, claim in (("s", "sub"), ("c", "client_id")):
-        value = claims.get(claim)
-        if isinstance(value, str) and value:
-            if not _SAFE_ID.fullmatch(value):
-                value = "h" + hashlib.sha256(value.encode()).hexdigest()[:32]
-            return f"{{{kind}:{value}}}"
+    sub = claims.get("sub")
+    if isinstance(sub, str) and sub:
+        return _tag("s", sub)
+    client_id = claims.get("client_id")
+    if isinstance(client_id, str) and client_id:
+        return _tag("c", client_id)
     return "{anonymous}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _tag(kind: str, value: str) -> str:
+    if not _SAFE_ID.fullmatch(value):
+        value = "h" + hashlib.sha256(value.encode()).hexdigest()[:32]
+    return f"{{{kind}:{value}}}"
 
 
 class SubjectLimiter:
@@ -305,12 +332,13 @@ class SubjectRateLimit:
             return
         cost = 1
         if self.costs and scope["method"] == "POST":
+            policies = self.limiter.policies
             tools = scope.get(TOOL_CALLS)
             if tools is None:  # BearerAuth did not read the body (no per-tool scopes)
                 body = await read_body(receive)
                 receive = replay(body, receive)
-                tools = called_tools(body)
-            cost = self.limiter.policies.cost(tools)
+                tools = called_tools(body) if policies.may_cost_more(body) else ()
+            cost = policies.cost(tools)
         decision = await self.limiter.check(user.access_token.claims, cost)
         if not decision.allowed:
             await refuse(send, decision)

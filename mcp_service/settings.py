@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     ip_rate_limit: str = "100/second"
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     max_in_flight: int = Field(default=256, ge=0, le=1_000_000)
-    tool_timeout_seconds: float = Field(default=30.0, ge=0, le=86_400)
+    tool_timeout_seconds: float = Field(default=25.0, ge=0, le=86_400)
 
     @field_validator("log_level", mode="before")
     @classmethod

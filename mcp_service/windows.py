@@ -139,9 +139,10 @@ class MemoryWindows:
                     state[1], state[2] = state[2], 0
                 else:  # idle for two windows or more: nothing left to count
                     state[0], state[1], state[2] = now, 0, 0
-            usage = Usage(limit, int(state[1]), int(state[2]), state[0] + window - now)
-            if usage.used + cost > limit.amount:
+            left = state[0] + window - now
+            if int(state[1] * left / window) + state[2] + cost > limit.amount:
                 allowed = False
+            usage = Usage(limit, int(state[1]), int(state[2]), left)
             states.append(state)
             usages.append(usage)
         if allowed:

@@ -149,6 +149,26 @@ async def test_the_cost_comes_from_the_body_not_the_mcp_name_header(tokens: Toke
     assert remaining(response) == 6
 
 
+async def test_a_tool_name_written_with_json_escapes_still_costs(tokens: TokenFactory) -> None:
+    service = make_service(rate_limit="10/minute", rate_limit_tool_costs='{"get_user_info": 4}')
+    body = json.dumps(WHO).replace("get_user_info", "get\\u005fuser_info")
+    async with running(service.app) as client:
+        response = await client.post("/mcp", content=body, headers=bearer(tokens.token()))
+    assert response.json()["result"]["structuredContent"]["user"]  # the tool did run
+    assert remaining(response) == 6
+
+
+def test_a_request_spends_one_plus_the_extra_of_each_costly_call() -> None:
+    from mcp_service.ratelimit import Policies
+    from mcp_service.windows import parse_limits
+
+    policies = Policies(parse_limits("10/minute"), tool_costs={"get_user_info": 4, "add": 1})
+    assert policies.cost([]) == 1
+    assert policies.cost(["add", "add"]) == 1
+    assert policies.cost(["get_user_info"]) == 4
+    assert policies.cost(["get_user_info", "add", "get_user_info"]) == 7
+
+
 async def test_requests_other_than_tool_calls_cost_one(tokens: TokenFactory) -> None:
     service = make_service(rate_limit="10/minute", rate_limit_tool_costs='{"get_user_info": 4}')
     async with running(service.app) as client:

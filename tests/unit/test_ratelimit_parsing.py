@@ -204,7 +204,7 @@ def test_rate_limit_settings_have_production_defaults(monkeypatch: pytest.Monkey
     assert settings.rate_limit_failure_mode == "open"
     assert settings.ip_rate_limit == "100/second"
     assert settings.max_in_flight == 256
-    assert settings.tool_timeout_seconds == 30
+    assert settings.tool_timeout_seconds == 25
     assert settings.rate_limit_key_prefix == "mcp:v1:rl:"
 
 
