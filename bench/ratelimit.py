@@ -3,6 +3,7 @@
     uv run python bench/ratelimit.py                  # wall time per request: quick, noisy
     uv run python bench/ratelimit.py --instructions   # CPU instructions per request (callgrind)
     uv run python bench/ratelimit.py --only stack     # one table: stack | subject | ip | accuracy
+    uv run python bench/ratelimit.py --uvloop         # on uvloop, as uvicorn runs the service
 
 The stack rows drive the whole ASGI app in process (a `tools/call` of `add` with a cached,
 verified token, as issue 7 measures it) with one limiter piece switched on at a time; the
@@ -454,13 +455,22 @@ async def repeat(op: Op, n: int) -> None:
         await op(i)
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """The default asyncio loop, or uvloop (what uvicorn runs on) when BENCH_LOOP=uvloop."""
+    if os.environ.get("BENCH_LOOP") == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def measure(names: list[str], instructions: bool) -> dict[str, float]:
     """Set each scenario up, warm it up, then run it: timed here, or counted by callgrind.
 
     Under callgrind, collection is on only inside `itertools.dropwhile`'s C function, and the
     measured loop is the only code run from there: each scenario's count is one dump of its
     own (see `count_instructions`), with neither start-up nor set-up in it."""
-    loop = asyncio.new_event_loop()
+    loop = new_loop()
     asyncio.set_event_loop(loop)
     per_op: dict[str, float] = {}
     try:
@@ -597,8 +607,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
     parser.add_argument("--only", choices=[*TITLES, "accuracy"], help="one table")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as uvicorn does")
     parser.add_argument("--child", nargs="+", metavar="SCENARIO", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.uvloop:
+        os.environ["BENCH_LOOP"] = "uvloop"
     if args.child:
         measure(args.child, instructions=True)
         return

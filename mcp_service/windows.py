@@ -27,6 +27,7 @@ from typing import NamedTuple
 from mcp_service.redisline import RedisAddress, RedisLine, RedisReplyError, RedisUnavailable, pack
 
 MAX_LIMITS = 4
+MAX_COMMANDS = 50_000  # packed commands kept (one per caller and limit set): ~10 MB at most
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 _ITEM = re.compile(
     r"^\s*(\d{1,9})\s*(?:/|per)\s*(\d{1,6})?\s*([a-z]+?)s?\s*$", re.IGNORECASE | re.ASCII
@@ -208,26 +209,6 @@ return reply
 SCRIPT_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
 
 
-def _bulk(data: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-class _Command:
-    """The fixed parts of one limit set's EVALSHA command, packed once."""
-
-    __slots__ = ("head", "suffixes", "tail")
-
-    def __init__(self, limits: tuple[Limit, ...]) -> None:
-        keys = 2 * len(limits)
-        count = 3 + keys + 1 + 2 * len(limits)
-        sha, numkeys = _bulk(SCRIPT_SHA), _bulk(b"%d" % keys)
-        self.head = b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (count, sha, numkeys)
-        self.suffixes = [(b":%d" % limit.window, b":%d:p" % limit.window) for limit in limits]
-        self.tail = b"".join(
-            _bulk(b"%d" % n) for limit in limits for n in (limit.amount, limit.window * 1000)
-        )
-
-
 class RedisWindows:
     """The counters on Redis, shared by every replica. `hit` raises `RedisError` when Redis
     cannot answer; connecting again is the owner's call (see `SubjectLimiter`)."""
@@ -240,7 +221,7 @@ class RedisWindows:
         self.reply_timeout = reply_timeout
         self.connect_timeout = connect_timeout
         self._line: RedisLine | None = None
-        self._commands: dict[tuple[Limit, ...], _Command] = {}
+        self._commands: dict[tuple[str, tuple[Limit, ...], int], bytes] = {}
 
     @property
     def ready(self) -> bool:
@@ -278,27 +259,27 @@ class RedisWindows:
         line = self._line
         if line is None or line.broken:
             raise RedisUnavailable("not connected to Redis")
-        command = self._commands.get(limits)
-        if command is None:
-            command = self._commands[limits] = _Command(limits)
-        base = self.prefix + tag.encode()
-        parts = [command.head]
-        for current, previous in command.suffixes:
-            parts += (_bulk(base + current), _bulk(base + previous))
-        parts += (_bulk(b"%d" % cost), command.tail)
+        command = self._commands.get((tag, limits, cost))
+        if command is None:  # packed once per caller, limit set and cost
+            if len(self._commands) >= MAX_COMMANDS:
+                self._commands.clear()
+            command = self._command(b"EVALSHA", SCRIPT_SHA, tag, limits, cost)
+            self._commands[(tag, limits, cost)] = command
         try:
-            reply = await line.call(b"".join(parts))
+            reply = await line.call(command)
         except RedisReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 line.close()  # READONLY after a failover, OOM...: reconnect before trusting it
                 raise
-            reply = await line.call(self._eval(base, limits, cost))
+            # Redis restarted and forgot the script: send its text (which loads it again).
+            reply = await line.call(self._command(b"EVAL", SCRIPT, tag, limits, cost))
         return outcome_of(reply, limits)
 
-    def _eval(self, base: bytes, limits: tuple[Limit, ...], cost: int) -> bytes:
-        """The same call with the script's text (after a Redis restart forgot it)."""
-        keys = window_keys(base, limits)
-        return pack(b"EVAL", SCRIPT, len(keys), *keys, *script_args(limits, cost))
+    def _command(
+        self, verb: bytes, script: bytes, tag: str, limits: tuple[Limit, ...], cost: int
+    ) -> bytes:
+        keys = window_keys(self.prefix + tag.encode(), limits)
+        return pack(verb, script, len(keys), *keys, *script_args(limits, cost))
 
 
 def window_keys(base: bytes, limits: tuple[Limit, ...]) -> list[bytes]:
@@ -312,6 +293,9 @@ def script_args(limits: tuple[Limit, ...], cost: int) -> list[int]:
 
 def outcome_of(reply: list[int], limits: tuple[Limit, ...]) -> Outcome:
     """The script's reply as (admitted, usages)."""
+    if len(limits) == 1:
+        limit = limits[0]
+        return reply[0] == 1, [Usage(limit, reply[1], reply[2], reply[3] / 1000 - limit.window)]
     usages = [
         Usage(limit, reply[3 * i + 1], reply[3 * i + 2], reply[3 * i + 3] / 1000 - limit.window)
         for i, limit in enumerate(limits)
