@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_service.bodylimit import read_body, replay
 from mcp_service.clientip import TrustedProxies, client_address, limit_key
+from mcp_service.overload import PROBE_PATHS
 from mcp_service.redisline import RedisError
 from mcp_service.scopes import TOOL_CALLS, called_tools
 from mcp_service.windows import Limit, MemoryWindows, RedisWindows, Usage
@@ -40,7 +41,6 @@ from mcp_service.windows import Limit, MemoryWindows, RedisWindows, Usage
 log = logging.getLogger("mcp_service.ratelimit")
 
 DecisionHook = Callable[[str], None]
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 REDUCED_CAPACITY = "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._@+=:-]{1,128}")

@@ -197,7 +197,9 @@ def test_a_tool_cost_must_fit_every_tier_and_the_fallback(monkeypatch: pytest.Mo
 
 
 def test_rate_limit_settings_have_production_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RATE_LIMIT", "IP_RATE_LIMIT", "MAX_IN_FLIGHT", "TOOL_TIMEOUT_SECONDS"):
+    from tests.support.processes import SETTING_NAMES
+
+    for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(_env_file=None)
     assert settings.rate_limit == "600/minute"
