@@ -184,14 +184,13 @@ async def _service(**overrides: Any) -> tuple[Op, Callable[[], Awaitable[None]]]
     return op, driver.stop
 
 
-@scenario("stack", "plain FastMCP (no auth, no limits)")
-async def stack_plain() -> tuple[Op, Callable[[], Awaitable[None]]]:
+async def _plain(
+    tool: Callable[..., Any], tool_timeout: float | None = None
+) -> tuple[Op, Callable[[], Awaitable[None]]]:
     from fastmcp import FastMCP
 
-    from mcp_service.tools import add
-
     mcp: FastMCP[Any] = FastMCP("plain")
-    mcp.tool(add)
+    mcp.tool(tool, name="add", timeout=tool_timeout)
     driver = Driver(mcp.http_app(path="/mcp", stateless_http=True, json_response=True))
     await driver.start()
     headers = mcp_headers()
@@ -201,6 +200,28 @@ async def stack_plain() -> tuple[Op, Callable[[], Awaitable[None]]]:
         assert status == 200, status
 
     return op, driver.stop
+
+
+async def async_add(a: int | float, b: int | float) -> int | float:
+    """Add two numbers and return the sum."""
+    return a + b
+
+
+@scenario("stack", "plain FastMCP (no auth, no limits)")
+async def stack_plain() -> tuple[Op, Callable[[], Awaitable[None]]]:
+    from mcp_service.tools import add
+
+    return await _plain(add)
+
+
+@scenario("stack", "plain FastMCP, add as an async tool")
+async def stack_plain_async() -> tuple[Op, Callable[[], Awaitable[None]]]:
+    return await _plain(async_add)
+
+
+@scenario("stack", "plain FastMCP, add as an async tool, FastMCP's timeout=25")
+async def stack_plain_async_timeout() -> tuple[Op, Callable[[], Awaitable[None]]]:
+    return await _plain(async_add, tool_timeout=25)
 
 
 @scenario("stack", "service, every limiter piece off (auth only)")
@@ -218,7 +239,7 @@ async def stack_ip() -> tuple[Op, Callable[[], Awaitable[None]]]:
     return await _service(ip_rate_limit=HIGH)
 
 
-@scenario("stack", "+ tool timeout (FastMCP's, TOOL_TIMEOUT_SECONDS=25)")
+@scenario("stack", "+ TOOL_TIMEOUT_SECONDS=25 (add is sync: it gets none)")
 async def stack_timeout() -> tuple[Op, Callable[[], Awaitable[None]]]:
     return await _service(tool_timeout_seconds=25)
 
@@ -276,11 +297,12 @@ async def _limits_aio(kind: str, stats: bool) -> tuple[Op, Callable[[], Awaitabl
     storage = RedisStorage(
         "async+" + REDIS_URL, implementation="redispy", key_prefix=PREFIX + "limits"
     )
-    limiter = {
+    kinds: dict[str, Any] = {
         "fixed": strategies.FixedWindowRateLimiter,
         "moving": strategies.MovingWindowRateLimiter,
         "sliding": strategies.SlidingWindowCounterRateLimiter,
-    }[kind](storage)
+    }
+    limiter = kinds[kind](storage)
     item = parse(HIGH)
 
     async def op(_: int) -> None:
@@ -485,8 +507,12 @@ def measure(names: list[str], instructions: bool) -> dict[str, float]:
                 def run(op: Op = op, n: int = n) -> None:
                     loop.run_until_complete(repeat(op, n))
 
+                def counted(_: int, run: Callable[[], None] = run) -> bool:
+                    run()
+                    return False
+
                 if instructions:
-                    next(itertools.dropwhile(lambda _, run=run: bool(run()), [0]))
+                    next(itertools.dropwhile(counted, [0]))
                 else:
                     per_op[name] = min(_timed(run) for _ in range(3)) / n
             finally:
