@@ -194,3 +194,15 @@ async def test_a_redis_that_forgot_the_script_is_sent_it_again(
     assert response.status_code == 200
     assert outcomes == ["allowed"]
     assert redis.commands[-2:] == [b"EVALSHA", b"EVAL"]
+
+
+async def test_the_connection_authenticates_and_selects_the_database(
+    redis: FakeRedis, headers: dict[str, str]
+) -> None:
+    url = redis.url.replace("redis://", "redis://app:secret@").replace("/0", "/4")
+    built, outcomes = service(redis, redis_url=url)
+    async with running(built.app) as client:
+        response = await client.post("/mcp", json=ADD, headers=headers)
+    assert response.status_code == 200
+    assert redis.commands[:3] == [b"AUTH", b"SELECT", b"SCRIPT"]
+    assert outcomes == ["allowed"]

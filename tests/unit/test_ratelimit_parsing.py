@@ -11,6 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mcp_service.clientip import TrustedProxies, limit_key, parse_address
+from mcp_service.redisline import RedisAddress
 from mcp_service.settings import SettingsError, load_settings
 from mcp_service.windows import Limit, parse_limits
 
@@ -215,3 +216,34 @@ def test_off_switches_a_limit_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IP_RATE_LIMIT", "off")
     settings = load_settings(_env_file=None)
     assert (settings.rate_limit, settings.ip_rate_limit) == ("off", "off")
+
+
+# Redis URLs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://cache.internal",
+        "redis://:s%40cret@cache:6380/2",
+        "redis://cache:6379?db=5",
+        "rediss://app:pw@master.x.cache.amazonaws.com:6379",
+        "unix:///run/redis.sock?db=3",
+    ],
+)
+def test_redis_urls_are_read_as_redis_py_reads_them(url: str) -> None:
+    from redis.connection import SSLConnection, parse_url
+
+    theirs = parse_url(url)
+    ours = RedisAddress.from_url(url)
+    assert (ours.port, ours.db, ours.username, ours.password, ours.path) == (
+        theirs.get("port", 6379),
+        theirs.get("db", 0),
+        theirs.get("username") or "",
+        theirs.get("password") or "",
+        theirs.get("path", ""),
+    )
+    assert ours.tls == (theirs.get("connection_class") is SSLConnection)
+    if "host" in theirs:
+        assert ours.host == theirs["host"]
