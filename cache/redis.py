@@ -10,6 +10,7 @@ returns the caller's default.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -166,5 +167,8 @@ class SharedRedis:
         return "ok" if self.available else "unavailable"
 
     async def close(self) -> None:
+        """Close the pool; bounded, so a hung Redis cannot hold up shut-down."""
         if self.client is not None:
-            await self.client.aclose()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout):
+                    await self.client.aclose()

@@ -12,6 +12,7 @@ subscription (re)connects and every `reload_interval` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -167,6 +168,8 @@ class RevocationStore:
                 raw = await client.hgetall(self.entries_key)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RevocationError(f"cannot read from Redis: {type(exc).__name__}") from None
+        if not isinstance(raw, dict):
+            raise RevocationError("unexpected reply to HGETALL")
         revocations = []
         for value in raw.values():
             try:
@@ -199,18 +202,23 @@ class RevocationListener:
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
-        """Subscribe, load, apply; on any failure wait (backing off to 8x) and start again."""
+        """Subscribe, load, apply; on any failure wait (backing off to 4x) and start again."""
         delay = self._retry_delay
         while True:
             try:
                 await self._follow()
-            except (RevocationError, RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # never let the listener die: retry whatever went wrong
                 if self.synced.is_set():
                     delay = self._retry_delay
                     log.warning("revocation channel lost (%s); reconnecting", type(exc).__name__)
                 self.synced.clear()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancellation can arrive while a bounded close is timing out and be folded
+                # into that TimeoutError (Python 3.11); honour it rather than sleep through it.
+                raise asyncio.CancelledError
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_delay * 8)
+            delay = min(delay * 2, self._retry_delay * 4)
 
     async def _follow(self) -> None:
         client = self._store._client()
@@ -227,7 +235,10 @@ class RevocationListener:
                     await self._reload()
                     next_reload = time.monotonic() + self._reload_interval
         finally:
-            await pubsub.aclose()
+            # Closing talks to Redis too; a hung Redis must not hang shut-down or a reconnect.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await pubsub.aclose()
 
     async def _reload(self) -> None:
         revocations = await self._store.load()

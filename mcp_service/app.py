@@ -1,7 +1,9 @@
 """build_app(settings): the one place that wires the service together.
 
-Request path, outside in: [CORS] -> body limit (413) -> bearer authentication (401/403/503)
--> FastMCP's streamable HTTP app (stateless, JSON responses) with the public routes.
+Request path, outside in: [CORS] -> body limit (413) -> per-IP rate limit (429, in process)
+-> cap on requests in flight (503) -> bearer authentication (401/403/503) -> per-subject rate
+limit (429, shared through Redis) -> FastMCP's streamable HTTP app (stateless, JSON responses)
+with the public routes.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +29,18 @@ from cache.revocations import RevocationListener, RevocationSet, RevocationStore
 from cache.tokens import LocalTokenCache, SharedTokenStore
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
+from mcp_service.clientip import TrustedProxies
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
+from mcp_service.overload import InFlightLimit
+from mcp_service.ratelimit import IpRateLimit, Policies, SubjectLimiter, SubjectRateLimit
+from mcp_service.redisline import RedisAddress
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
 from mcp_service.shared import sealer_for, shared_redis
 from mcp_service.tools import register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from mcp_service.windows import RedisWindows, parse_limits
 
 log = logging.getLogger("mcp_service")
 
@@ -72,6 +79,9 @@ class Service:
     issuer: LocalIssuer | None
     shared: SharedRedis
     revocations: RevocationListener | None
+    limiter: SubjectLimiter | None = None
+    ip_limit: IpRateLimit | None = None
+    in_flight: InFlightLimit | None = None
 
 
 def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
@@ -79,6 +89,11 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
     shared = shared_redis(settings)
     sealer = sealer_for(settings) if shared.enabled else None
+    if shared.enabled and sealer is None:
+        log.warning(
+            "REDIS_URL without TOKEN_CACHE_SECRET: revocations and rate limits are shared, "
+            "the JWKS and verified tokens are not (nothing unsealed is trusted from Redis)"
+        )
     http = httpx.AsyncClient()
     fetch: JwksFetch
     if jwks_fetch is not None:
@@ -126,24 +141,28 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         store = RevocationStore(shared, ttl=settings.revocation_ttl_seconds)
         listener = RevocationListener(store, revoked, on_revoked=authenticator.forget)
 
+    limiter = _subject_limiter(settings)
+
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
         tasks = [asyncio.create_task(_warm(jwks))]
         if listener is not None:
             tasks.append(asyncio.create_task(listener.run()))
+        if limiter is not None:
+            await limiter.start()
         try:
             yield {}
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.wait(tasks, timeout=5)  # bounded: shut-down never hangs on Redis
+            if limiter is not None:
+                await limiter.close()
             await http.aclose()
             await shared.close()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
-    register_tools(mcp, settings.tool_scopes)
+    register_tools(mcp, settings.tool_scopes, timeout=settings.tool_timeout_seconds or None)
     challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
     scopes = {*settings.required_scopes, *(s for v in settings.tool_scopes.values() for s in v)}
     if issuer is not None:
@@ -152,6 +171,8 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     public = _public_routes(mcp, metadata, issuer, settings)
 
     app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
+    if limiter is not None:
+        app = SubjectRateLimit(app, limiter)
     app = BearerAuth(
         app,
         authenticator,
@@ -159,6 +180,12 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         public_paths=public,
         tool_scopes=ToolScopes(settings.tool_scopes),
     )
+    in_flight = ip_limit = None
+    if settings.max_in_flight:
+        app = in_flight = InFlightLimit(app, settings.max_in_flight)
+    if settings.ip_rate_limit != "off":
+        proxies = TrustedProxies(settings.trusted_proxies)
+        app = ip_limit = IpRateLimit(app, parse_limits(settings.ip_rate_limit), proxies=proxies)
     app = BodyLimit(app, settings.max_body_bytes)
     if settings.cors_allow_origins:
         app = CORSMiddleware(
@@ -169,7 +196,36 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
-    return Service(app, settings, jwks, authenticator, issuer, shared, listener)
+    return Service(
+        app, settings, jwks, authenticator, issuer, shared, listener, limiter, ip_limit, in_flight
+    )
+
+
+def _subject_limiter(settings: Settings) -> SubjectLimiter | None:
+    """The per-subject limiter: on Redis when REDIS_URL is set, else counted per replica."""
+    if settings.rate_limit == "off":
+        return None
+    policies = Policies(
+        parse_limits(settings.rate_limit),
+        groups={g: parse_limits(v) for g, v in settings.rate_limit_groups.items()},
+        fallback=parse_limits(settings.rate_limit_fallback) if settings.rate_limit_fallback else (),
+        tool_costs=settings.rate_limit_tool_costs,
+    )
+    redis = None
+    if settings.redis_url:
+        timeout = settings.rate_limit_redis_timeout_seconds
+        redis = RedisWindows(
+            RedisAddress.from_url(settings.redis_url),
+            prefix=settings.rate_limit_key_prefix,
+            reply_timeout=timeout,
+            connect_timeout=max(1.0, timeout),
+        )
+    return SubjectLimiter(
+        policies,
+        redis,
+        fail_open=settings.rate_limit_failure_mode == "open",
+        cooldown=settings.rate_limit_redis_cooldown_seconds,
+    )
 
 
 def build_app(settings: Settings) -> ASGIApp:

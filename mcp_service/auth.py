@@ -33,7 +33,7 @@ from mcp_service.rejections import (
     Reason,
     Rejection,
 )
-from mcp_service.scopes import ToolScopes
+from mcp_service.scopes import TOOL_CALLS, ToolScopes
 from mcp_service.verifier import Claims, CognitoVerifier
 
 log = logging.getLogger("mcp_service.auth")
@@ -244,7 +244,7 @@ class BearerAuth:
             identity = await self.authenticator.authenticate(token)
             if self.tool_scopes is not None and scope["method"] == "POST":
                 body = await read_body(receive)
-                self.tool_scopes.check(body, identity.scopes)
+                scope[TOOL_CALLS] = self.tool_scopes.check(body, identity.scopes)
                 receive = replay(body, receive)
         except Rejection as rejection:
             self._outcome(rejection.reason.value)

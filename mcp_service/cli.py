@@ -107,11 +107,15 @@ def _serve_problems(settings: Settings, host: str) -> list[Problem]:
     from mcp_service.tools import TOOL_NAMES
 
     problems = settings.serve_problems(host)
-    problems += [
-        ("TOOL_SCOPES", f"{name!r} is not a tool of this server ({', '.join(TOOL_NAMES)})")
-        for name in settings.tool_scopes
-        if name not in TOOL_NAMES
-    ]
+    for variable, tools in (
+        ("TOOL_SCOPES", settings.tool_scopes),
+        ("RATE_LIMIT_TOOL_COSTS", settings.rate_limit_tool_costs),
+    ):
+        problems += [
+            (variable, f"{name!r} is not a tool of this server ({', '.join(TOOL_NAMES)})")
+            for name in tools
+            if name not in TOOL_NAMES
+        ]
     return problems
 
 
@@ -131,6 +135,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "log_config": None,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "timeout_keep_alive": 75,  # longer than the ALB idle timeout (60 s): no 502 on reuse
+        # X-Forwarded-For/-Proto are honoured from TRUSTED_PROXIES only (uvicorn would trust
+        # loopback by default); the per-IP limit reads the same list.
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
     }
     if args.workers > 1:
         uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
@@ -159,6 +166,14 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "required_scopes": list(settings.required_scopes),
         "tool_scopes": {k: list(v) for k, v in settings.tool_scopes.items()},
         "redis": "configured" if settings.redis_url else "none (in-process only)",
+        "rate_limit": settings.rate_limit,
+        "rate_limit_groups": settings.rate_limit_groups,
+        "rate_limit_tool_costs": settings.rate_limit_tool_costs,
+        "rate_limit_failure_mode": settings.rate_limit_failure_mode,
+        "ip_rate_limit": settings.ip_rate_limit,
+        "trusted_proxies": list(settings.trusted_proxies),
+        "max_in_flight": settings.max_in_flight,
+        "tool_timeout_seconds": settings.tool_timeout_seconds,
         "public_base_url": settings.public_base_url or "(from the request)",
     }
     print(json.dumps(summary, indent=2))
@@ -170,11 +185,8 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     from mcp_service.revoke import RevokeError, list_revocations, revoke
     from observability.logs import configure_logging
 
-    problems = settings.redis_problems()
     if not settings.redis_url:
-        problems.insert(0, ("REDIS_URL", "required: revocations are shared through Redis"))
-    if problems:
-        _config_failure(problems)
+        _config_failure([("REDIS_URL", "required: revocations are shared through Redis")])
     configure_logging(settings.log_level, sys.stderr)
     kind: Kind = "jti" if args.jti else "sub"
     value: str = args.jti or args.sub or ""

@@ -14,6 +14,10 @@ from typing import Any
 
 from mcp_service.rejections import InsufficientScope
 
+# Where BearerAuth leaves the names of the tools a request calls, once it has parsed the body,
+# so that the rate limiter does not parse it again.
+TOOL_CALLS = "mcp_service.tool_calls"
+
 
 class ToolScopes:
     def __init__(self, required: Mapping[str, tuple[str, ...]]) -> None:
@@ -22,13 +26,16 @@ class ToolScopes:
     def __bool__(self) -> bool:
         return bool(self.required)
 
-    def check(self, body: bytes, granted: frozenset[str]) -> None:
-        """Raise `InsufficientScope` if the body calls a tool whose scopes are not granted."""
-        for name in called_tools(body):
+    def check(self, body: bytes, granted: frozenset[str]) -> list[str]:
+        """Raise `InsufficientScope` if the body calls a tool whose scopes are not granted;
+        return the names of the tools it calls."""
+        names = called_tools(body)
+        for name in names:
             needed = self.required.get(name, ())
             missing = tuple(scope for scope in needed if scope not in granted)
             if missing:
                 raise InsufficientScope(needed)
+        return names
 
 
 def called_tools(body: bytes) -> list[str]:

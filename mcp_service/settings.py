@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -45,6 +45,12 @@ def _split_list(value: Any) -> Any:
             return tuple(json.loads(text))
         return tuple(part for part in re.split(r"[,\s]+", text) if part)
     return value
+
+
+def _parse_limits(value: str) -> Any:
+    from mcp_service.windows import parse_limits
+
+    return parse_limits(value)
 
 
 def _check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -119,12 +125,27 @@ class Settings(BaseSettings):
     local_issuer_scopes: Annotated[tuple[str, ...], NoDecode] = ("mcp/tools",)
     local_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86_400)
 
+    # Rate limits and overload protection (docs/ratelimits.md). Limits use the notation of the
+    # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
+    rate_limit: str = "600/minute"
+    rate_limit_groups: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    rate_limit_fallback: str = ""
+    rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    rate_limit_failure_mode: Literal["open", "closed"] = "open"
+    rate_limit_key_prefix: str = Field(default="mcp:v1:rl:", min_length=1, max_length=200)
+    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    rate_limit_redis_cooldown_seconds: float = Field(default=2.0, gt=0, le=300)
+    ip_rate_limit: str = "100/second"
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    max_in_flight: int = Field(default=256, ge=0, le=1_000_000)
+    tool_timeout_seconds: float = Field(default=25.0, ge=0, le=86_400)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("app_env", "token_use", mode="before")
+    @field_validator("app_env", "token_use", "rate_limit_failure_mode", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -170,6 +191,86 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object such as {"add": ["mcp/math"]}')
         return {name: _split_list(scopes) for name, scopes in value.items()}
+
+    @field_validator("rate_limit", "ip_rate_limit", "rate_limit_fallback")
+    @classmethod
+    def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if value.lower() == "off" or (not value and info.field_name == "rate_limit_fallback"):
+            return value.lower()
+        if not value:
+            raise ValueError('is empty: give a limit such as 600/minute, or "off"')
+        _parse_limits(value)
+        return value
+
+    @field_validator("rate_limit_groups", "rate_limit_tool_costs", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                value = None
+        if not isinstance(value, dict):
+            example = '{"premium": "6000/minute"}'
+            if info.field_name == "rate_limit_tool_costs":
+                example = '{"get_user_info": 5}'
+            raise ValueError(f"must be a JSON object such as {example}")
+        return value
+
+    @field_validator("rate_limit_groups")
+    @classmethod
+    def _groups(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, limit in value.items():
+            try:
+                _parse_limits(limit)
+            except ValueError as exc:
+                raise ValueError(f"group {group!r}: {exc}") from None
+        return value
+
+    @field_validator("rate_limit_tool_costs")
+    @classmethod
+    def _tool_costs(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        data = info.data
+        tiers = [data.get("rate_limit", ""), data.get("rate_limit_fallback", "")]
+        tiers += data.get("rate_limit_groups", {}).values()
+        smallest = min(
+            (
+                limit.amount
+                for tier in tiers
+                if tier not in ("", "off")
+                for limit in _parse_limits(tier)
+            ),
+            default=None,
+        )
+        for tool, cost in value.items():
+            if cost < 1:
+                raise ValueError(f"{tool!r}: a cost is a whole number of 1 or more")
+            if smallest is not None and cost > smallest:
+                raise ValueError(
+                    f"{tool!r} costs {cost}, more than the smallest limit ({smallest}): "
+                    "it could never be called"
+                )
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from ipaddress import ip_network
+
+        for cidr in value:
+            try:
+                ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{cidr!r} is not an IP address or CIDR such as 10.0.0.0/8"
+                ) from None
+        return value
 
     @field_validator("cognito_region")
     @classmethod
@@ -263,7 +364,7 @@ class Settings(BaseSettings):
     # Per-command requirements ------------------------------------------------------------------
 
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
-        problems = self.redis_problems()
+        problems: list[Problem] = []
         if self.embedded_issuer:
             problems.extend(self._embedded_issuer_problems(host))
             return problems
@@ -295,16 +396,6 @@ class Settings(BaseSettings):
                 )
             )
         return problems
-
-    def redis_problems(self) -> list[Problem]:
-        if self.redis_url and not self.token_cache_secret:
-            return [
-                (
-                    "TOKEN_CACHE_SECRET",
-                    "required with REDIS_URL: the HMAC key that seals what replicas share",
-                )
-            ]
-        return []
 
     def _embedded_issuer_problems(self, host: str) -> list[Problem]:
         from mcp_service.netutil import is_loopback

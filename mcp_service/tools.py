@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastmcp import FastMCP
@@ -35,11 +36,23 @@ def get_user_info() -> dict[str, Any]:
     }
 
 
-def register_tools(mcp: FastMCP[Any], tool_scopes: Mapping[str, tuple[str, ...]]) -> None:
-    """Add every tool to `mcp`, each guarded by the scopes configured for it (if any)."""
-    for fn in (add, get_user_info):
+TOOLS: tuple[Callable[..., Any], ...] = (add, get_user_info)
+TOOL_NAMES = tuple(fn.__name__ for fn in TOOLS)
+
+
+def register_tools(
+    mcp: FastMCP[Any],
+    tool_scopes: Mapping[str, tuple[str, ...]],
+    *,
+    timeout: float | None = None,
+    tools: Iterable[Callable[..., Any]] = TOOLS,
+) -> None:
+    """Add the tools to `mcp`, each guarded by the scopes configured for it (if any). An async
+    tool is bounded by FastMCP's `timeout` (TOOL_TIMEOUT_SECONDS), which cancels it; a sync tool
+    runs in a worker thread that cannot be interrupted, where the timeout would only throw away
+    a late result (at ~2 % of a call's CPU), so it gets none."""
+    for fn in tools:
         scopes = tool_scopes.get(fn.__name__, ())
-        mcp.tool(fn, annotations=READ_ONLY, auth=require_scopes(*scopes) if scopes else None)
-
-
-TOOL_NAMES = ("add", "get_user_info")
+        auth = require_scopes(*scopes) if scopes else None
+        bound = timeout if inspect.iscoroutinefunction(fn) else None
+        mcp.tool(fn, annotations=READ_ONLY, auth=auth, timeout=bound)

@@ -54,14 +54,15 @@ locals {
   # Non-secret settings only (tests/deploy asserts no secret-like name appears here).
   # CONFIG_REVISION changes whenever the secret's value does, so a rotated secret rolls out
   # as a new task definition through the circuit breaker instead of waiting for a restart.
-  # FORWARDED_ALLOW_IPS: only the ALB (inside the VPC) may set X-Forwarded-For.
+  # TRUSTED_PROXIES: only the ALB (inside the VPC) may set X-Forwarded-For (uvicorn and the
+  # per-IP rate limit both read it).
   app_environment_base = {
-    APP_ENV             = "production"
-    LOG_LEVEL           = var.log_level
-    PUBLIC_BASE_URL     = "https://${var.domain_name}"
-    REQUIRED_SCOPES     = join(",", var.required_scopes)
-    FORWARDED_ALLOW_IPS = var.vpc_cidr
-    CONFIG_REVISION     = aws_secretsmanager_secret_version.app.version_id
+    APP_ENV         = "production"
+    LOG_LEVEL       = var.log_level
+    PUBLIC_BASE_URL = "https://${var.domain_name}"
+    REQUIRED_SCOPES = join(",", var.required_scopes)
+    TRUSTED_PROXIES = var.vpc_cidr
+    CONFIG_REVISION = aws_secretsmanager_secret_version.app.version_id
   }
   app_environment = merge(var.extra_environment, local.app_environment_base)
 

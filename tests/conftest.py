@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,17 +15,16 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The real Redis (REDIS_URL, else 127.0.0.1:6379). Missing: a failure in CI, else a skip."""
-    import os
-
+    """The real Redis of the integration tests (REDIS_URL, else 127.0.0.1:6379): a test that
+    needs it fails when CI=true and Redis does not answer, and is skipped elsewhere."""
     import redis
 
     url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     try:
         redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        message = f"these tests need Redis at {url}: {exc}"
-        if os.environ.get("CI") == "true":
+        message = f"Redis does not answer on {url}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
     return url

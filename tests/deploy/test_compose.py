@@ -123,7 +123,7 @@ def test_replica_trusts_forwarded_headers_from_nginx_only(
     compose: dict[str, Any], name: str
 ) -> None:
     replica = environment(compose["services"][name])
-    assert replica["FORWARDED_ALLOW_IPS"] == address(compose["services"]["nginx"])
+    assert replica["TRUSTED_PROXIES"] == address(compose["services"]["nginx"])
 
 
 def test_the_issuer_may_listen_off_loopback_with_a_secret_of_its_own(

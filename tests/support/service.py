@@ -18,6 +18,7 @@ def make_settings(**overrides: Any) -> Settings:
         "user_pool_id": POOL_ID,
         "app_client_id": CLIENT_ID,
         "jwks_failure_backoff_seconds": 0,
+        "redis_url": "",  # in process unless a test asks for Redis: never a developer's REDIS_URL
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

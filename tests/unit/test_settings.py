@@ -122,9 +122,8 @@ def test_production_refuses_a_plain_http_jwks_url() -> None:
     )
 
 
-def test_redis_needs_the_secret_that_seals_shared_entries() -> None:
-    assert problems(redis_url="redis://127.0.0.1:6379/0") == ["TOKEN_CACHE_SECRET"]
-    assert problems(redis_url="redis://127.0.0.1:6379/0", token_cache_secret="k" * 32) == []
+def test_redis_without_a_sealing_secret_is_accepted() -> None:
+    assert problems(redis_url="redis://127.0.0.1:6379/0") == []
 
 
 def test_a_short_token_cache_secret_is_refused() -> None:

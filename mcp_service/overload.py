@@ -1,0 +1,76 @@
+"""A cap on the requests one replica works on at once: past it, 503 at once, never a queue.
+
+A replica that accepts everything under overload only grows its queue: every request gets
+slower until all of them time out. Refusing the excess immediately with `Retry-After` keeps the
+admitted requests fast and lets the load balancer and clients go elsewhere or back off. Health
+and metrics probes are never refused, so an overloaded replica is not also declared dead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OVERLOADED = json.dumps(
+    {
+        "type": "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+        "title": "Server overloaded",
+        "status": 503,
+        "detail": "This replica is at its limit of requests in flight; retry shortly.",
+        "reason": "overloaded",
+    }
+).encode()
+
+
+class InFlightLimit:
+    """ASGI middleware: at most `limit` HTTP requests in progress (MAX_IN_FLIGHT)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        *,
+        exempt_paths: Iterable[str] = PROBE_PATHS,
+        retry_after: int = 1,
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt_paths = frozenset(exempt_paths)
+        self.retry_after = str(retry_after).encode()
+        self.on_shed = on_shed
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            if self.on_shed is not None:
+                self.on_shed()
+            await _refuse(send, self.retry_after)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _refuse(send: Send, retry_after: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", b"%d" % len(OVERLOADED)),
+                (b"retry-after", retry_after),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": OVERLOADED})
