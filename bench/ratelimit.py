@@ -36,10 +36,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from mcp_service.app import build_service
-from mcp_service.redisline import RedisAddress
-from mcp_service.settings import Settings
-from mcp_service.windows import (
+from cache.redisline import RedisAddress
+from cache.windows import (
     SCRIPT,
     MemoryWindows,
     RedisWindows,
@@ -48,6 +46,8 @@ from mcp_service.windows import (
     script_args,
     window_keys,
 )
+from mcp_service.app import build_service
+from mcp_service.settings import Settings
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 PREFIX = os.environ.get("BENCH_KEY_PREFIX") or f"bench:{uuid.uuid4().hex[:12]}:"

@@ -25,8 +25,10 @@ from starlette.types import ASGIApp
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
 from cache.jwks_store import SharedJwks
 from cache.redis import SharedRedis
+from cache.redisline import RedisAddress
 from cache.revocations import RevocationListener, RevocationSet, RevocationStore
 from cache.tokens import LocalTokenCache, SharedTokenStore
+from cache.windows import RedisWindows, parse_limits
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.clientip import TrustedProxies
@@ -34,13 +36,11 @@ from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
 from mcp_service.overload import InFlightLimit
 from mcp_service.ratelimit import IpRateLimit, Policies, SubjectLimiter, SubjectRateLimit
-from mcp_service.redisline import RedisAddress
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
 from mcp_service.shared import sealer_for, shared_redis
 from mcp_service.tools import register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
-from mcp_service.windows import RedisWindows, parse_limits
 
 log = logging.getLogger("mcp_service")
 

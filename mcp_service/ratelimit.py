@@ -2,7 +2,7 @@
 
 `SubjectRateLimit` sits inside bearer authentication: every authenticated request is counted
 against its caller -- the verified token's `sub`, else its `client_id` -- in Redis, through the
-sliding window counter of `mcp_service.windows` (one script, one round trip). The limit is
+sliding window counter of `cache.windows` (one script, one round trip). The limit is
 RATE_LIMIT, or the first RATE_LIMIT_GROUPS tier whose group is in `cognito:groups`; a
 `tools/call` of a tool in RATE_LIMIT_TOOL_COSTS spends that many units. Every answer carries
 the `RateLimit-Policy` and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers-11 and the
@@ -31,12 +31,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cache.redisline import RedisError
+from cache.windows import Limit, MemoryWindows, RedisWindows, Usage
 from mcp_service.bodylimit import read_body, replay
 from mcp_service.clientip import TrustedProxies, client_address, limit_key
 from mcp_service.overload import PROBE_PATHS
-from mcp_service.redisline import RedisError
 from mcp_service.scopes import TOOL_CALLS, called_tools
-from mcp_service.windows import Limit, MemoryWindows, RedisWindows, Usage
 
 log = logging.getLogger("mcp_service.ratelimit")
 

@@ -48,7 +48,7 @@ def _split_list(value: Any) -> Any:
 
 
 def _parse_limits(value: str) -> Any:
-    from mcp_service.windows import parse_limits
+    from cache.windows import parse_limits
 
     return parse_limits(value)
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
-from mcp_service.redisline import RedisAddress
-from mcp_service.windows import Limit, MemoryWindows, RedisWindows, parse_limits
+from cache.redisline import RedisAddress
+from cache.windows import Limit, MemoryWindows, RedisWindows, parse_limits
 from tests.support.asgi import MCP_HEADERS, rpc, running
 from tests.support.redisdouble import RedisProxy
 from tests.support.service import make_service

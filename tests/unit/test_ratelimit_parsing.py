@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from cache.redisline import RedisAddress
+from cache.windows import Limit, parse_limits
 from mcp_service.clientip import TrustedProxies, limit_key, parse_address
-from mcp_service.redisline import RedisAddress
 from mcp_service.settings import SettingsError, load_settings
-from mcp_service.windows import Limit, parse_limits
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_service.windows import Limit, MemoryWindows
+from cache.windows import Limit, MemoryWindows
 
 
 class Clock:

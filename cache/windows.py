@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from mcp_service.redisline import RedisAddress, RedisLine, RedisReplyError, RedisUnavailable, pack
+from cache.redisline import RedisAddress, RedisLine, RedisReplyError, RedisUnavailable, pack
 
 MAX_LIMITS = 4
 MAX_COMMANDS = 50_000  # packed commands kept (one per caller and limit set): ~10 MB at most
