@@ -1,7 +1,8 @@
 """build_app(settings): the one place that wires the service together.
 
-Request path, outside in: [CORS] -> body limit (413) -> bearer authentication (401/403/503)
--> FastMCP's streamable HTTP app (stateless, JSON responses) with the public routes.
+Request path, outside in: request id + HTTP metrics + access log -> [CORS] -> body limit (413)
+-> bearer authentication (401/403/503) -> FastMCP's streamable HTTP app (stateless, JSON
+responses, tool-call metrics) with the public routes.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 from fastmcp import FastMCP
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
@@ -26,10 +27,16 @@ from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
+from mcp_service.rejections import Reason
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
-from mcp_service.tools import register_tools
+from mcp_service.tools import TOOL_NAMES, register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from observability.health import CheckResult, Readiness, healthz
+from observability.http import ObserveRequests
+from observability.logs import annotate
+from observability.metrics import Metrics
+from observability.tools import ToolCallMetrics
 
 log = logging.getLogger("mcp_service")
 
@@ -66,10 +73,14 @@ class Service:
     jwks: JwksCache
     authenticator: Authenticator
     issuer: LocalIssuer | None
+    metrics: Metrics
+    readiness: Readiness
 
 
 def build_service(settings: Settings) -> Service:
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
+    metrics = Metrics(tools=TOOL_NAMES, auth_outcomes=["ok", *(reason.value for reason in Reason)])
+    readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=metrics.readiness)
     http = httpx.AsyncClient()
     fetch: JwksFetch = (
         issuer.fetch_jwks
@@ -81,7 +92,12 @@ def build_service(settings: Settings) -> Service:
         max_age=settings.jwks_max_age_seconds,
         kid_miss_cooldown=settings.jwks_kid_miss_cooldown_seconds,
         failure_backoff=settings.jwks_failure_backoff_seconds,
+        on_fetch=metrics.jwks_fetch,
     )
+    readiness.add("jwks", partial(_jwks_ready, jwks), critical=True)
+    redis = _redis_probe(settings)
+    if redis is not None:
+        readiness.add("redis", partial(_redis_ready, redis), critical=False)
     verifier = CognitoVerifier(
         VerifierConfig(
             issuer=settings.issuer,
@@ -96,11 +112,12 @@ def build_service(settings: Settings) -> Service:
         verifier,
         LocalTokenCache[Identity](settings.token_cache_max_entries),
         required_scopes=settings.required_scopes,
+        on_cache=metrics.token_cache_lookup,
     )
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
-        warm = asyncio.create_task(_warm(jwks))
+        warm = asyncio.create_task(_warm(jwks, readiness, settings.readiness_interval_seconds))
         try:
             yield {}
         finally:
@@ -108,6 +125,9 @@ def build_service(settings: Settings) -> Service:
             with suppress(asyncio.CancelledError):
                 await warm
             await http.aclose()
+            if redis is not None:
+                await redis.aclose()
+            metrics.process_exiting()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
     register_tools(mcp, settings.tool_scopes)
@@ -116,7 +136,13 @@ def build_service(settings: Settings) -> Service:
     if issuer is not None:
         scopes.update(issuer.scopes)
     metadata = ResourceMetadata(challenge, settings.issuer, scopes)
-    public = _public_routes(mcp, metadata, issuer, settings)
+    public = _public_routes(mcp, metadata, issuer, settings, readiness, metrics)
+    mcp.add_middleware(ToolCallMetrics(metrics))
+
+    def on_outcome(outcome: str) -> None:
+        metrics.auth_outcome(outcome)
+        if outcome != "ok":
+            annotate("reason", outcome)
 
     app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
     app = BearerAuth(
@@ -125,6 +151,7 @@ def build_service(settings: Settings) -> Service:
         challenge,
         public_paths=public,
         tool_scopes=ToolScopes(settings.tool_scopes),
+        on_outcome=on_outcome,
     )
     app = BodyLimit(app, settings.max_body_bytes)
     if settings.cors_allow_origins:
@@ -136,7 +163,9 @@ def build_service(settings: Settings) -> Service:
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
-    return Service(app, settings, jwks, authenticator, issuer)
+    routes = [MCP_PATH, *sorted(public)]
+    app = ObserveRequests(app, metrics=metrics, routes=routes, access_log=settings.access_log)
+    return Service(app, settings, jwks, authenticator, issuer, metrics, readiness)
 
 
 def build_app(settings: Settings) -> ASGIApp:
@@ -164,7 +193,12 @@ def _local_issuer(settings: Settings) -> LocalIssuer:
 
 
 def _public_routes(
-    mcp: FastMCP[Any], metadata: ResourceMetadata, issuer: LocalIssuer | None, settings: Settings
+    mcp: FastMCP[Any],
+    metadata: ResourceMetadata,
+    issuer: LocalIssuer | None,
+    settings: Settings,
+    readiness: Readiness,
+    metrics: Metrics,
 ) -> set[str]:
     """Register the routes that need no token and return their paths (BearerAuth's allow-list)."""
     public: set[str] = set()
@@ -173,7 +207,10 @@ def _public_routes(
         mcp.custom_route(path, methods=methods)(endpoint)
         public.add(path)
 
-    route("/healthz", ["GET"], _healthz)
+    route("/healthz", ["GET"], healthz)
+    route("/readyz", ["GET"], readiness.endpoint)
+    if not settings.metrics_port:  # else served on a port of its own (cli.py)
+        route("/metrics", ["GET"], metrics.endpoint)
     for path in metadata.paths:
         route(path, ["GET"], metadata.endpoint)
     if issuer is not None:
@@ -183,13 +220,41 @@ def _public_routes(
     return public
 
 
-async def _healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def _warm(jwks: JwksCache) -> None:
-    """Load the keys at start-up so the first caller does not wait; failures are retried lazily."""
+async def _warm(jwks: JwksCache, readiness: Readiness, interval: float) -> None:
+    """Load the keys at start-up so the first caller does not wait (failures are retried
+    lazily), then keep the readiness gauges current."""
     try:
         await jwks.refresh()
     except Exception as exc:
         log.warning("JWKS not loaded at start-up: %s", exc)
+    await readiness.watch(interval)
+
+
+async def _jwks_ready(jwks: JwksCache) -> CheckResult:
+    """Ready when signing keys are loaded or can be loaded now (a bounded attempt)."""
+    if not jwks.loaded:
+        try:
+            await jwks.refresh()
+        except Exception as exc:
+            return CheckResult.down(f"no signing keys: {exc}")
+    return CheckResult.ok(f"{len(jwks.kids)} signing keys loaded")
+
+
+def _redis_probe(settings: Settings) -> aioredis.Redis | None:
+    """A client for the readiness ping only (the caches bring their own with issue 3)."""
+    if not settings.redis_url:
+        return None
+    timeout = settings.readiness_timeout_seconds
+    return aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+async def _redis_ready(redis: aioredis.Redis) -> CheckResult:
+    """Redis down is degraded, not unavailable: verification and limits fall back to the
+    in-process state (fail-open), and a 503 here would empty the load balancer."""
+    try:
+        await redis.ping()
+    except Exception as exc:
+        return CheckResult.degraded(f"unreachable ({type(exc).__name__}); serving fail-open")
+    return CheckResult.ok("reachable")

@@ -92,18 +92,24 @@ class Authenticator:
         cache: LocalTokenCache[Identity],
         *,
         required_scopes: Iterable[str] = (),
+        on_cache: OutcomeHook | None = None,
     ) -> None:
         self.verifier = verifier
         self.cache = cache
         self.required_scopes = tuple(required_scopes)
         self._required = frozenset(self.required_scopes)
+        self.on_cache = on_cache
 
     async def authenticate(self, token: str) -> Identity:
         key = token_key(token)
         identity = self.cache.get(key)
         if identity is None:
+            if self.on_cache is not None:
+                self.on_cache("miss")
             identity = await self._verify(token)
             self.cache.put(key, identity, identity.expires_at)
+        elif self.on_cache is not None:
+            self.on_cache("l1")
         if not self._required <= identity.scopes:
             raise InsufficientScope(self.required_scopes)
         return identity
