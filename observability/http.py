@@ -18,7 +18,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from observability.logs import RequestContext, enter_request, leave_request
+from observability.logs import RequestContext, enter_request, leave_request, redact
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -118,5 +118,6 @@ class ObserveRequests:
 
 
 def _path(scope: Scope) -> str:
-    path = str(scope.get("path", ""))
+    """The raw path, redacted before it is cut (a token cut short is no longer recognisable)."""
+    path = redact(str(scope.get("path", "")))
     return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."

@@ -27,7 +27,8 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
     "taskName",
     "color_message",
 }
-_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+# A JWT, or what is left of one cut short: a base64url JSON header ("eyJ") and a payload.
+_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}(?:\.[\w-]*)?")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from obs_support import free_port, pool_settings, running, stop, wait_healthy
+from obs_support import MCP_SERVICE, free_port, pool_settings, running, stop, wait_healthy
 
 from mcp_service.app import Service, build_service
 from mcp_service.settings import Settings
@@ -22,7 +21,6 @@ from mcp_service.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "obs-test-client"
 CLIENT_SECRET = "obs-test-secret-0123456789"
-MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
 
 
 def free_port() -> int:
@@ -78,12 +81,12 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> 
         if process.poll() is not None:
             raise AssertionError(f"server exited {process.returncode}: {log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise AssertionError(f"server did not become healthy: {log_path.read_text()}")
+    raise AssertionError(f"server did not become ready: {log_path.read_text()}")
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
