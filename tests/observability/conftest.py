@@ -13,14 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from obs_support import MCP_SERVICE, free_port, pool_settings, running, stop, wait_healthy
+from obs_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MCP_SERVICE,
+    free_port,
+    pool_settings,
+    running,
+    stop,
+    wait_ready,
+)
 
 from mcp_service.app import Service, build_service
 from mcp_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_ID = "obs-test-client"
-CLIENT_SECRET = "obs-test-secret-0123456789"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,7 +154,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process, log_path)
+        wait_ready(url, process, log_path)
         return Server(process, url, log_path)
 
     yield start

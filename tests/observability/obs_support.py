@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+CLIENT_ID = "obs-test-client"
+CLIENT_SECRET = "obs-test-secret-0123456789"
 MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
 
 
@@ -75,7 +77,7 @@ async def running(app: Any) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 10)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from obs_support import MCP_SERVICE, stop
+from obs_support import CLIENT_ID, MCP_SERVICE, stop
 
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.settings import Settings
@@ -32,7 +32,7 @@ def mint(key_file: Path, **claims: Any) -> str:
     issuer = LocalIssuer(
         load_or_create_key(key_file),
         issuer=settings.issuer,
-        client_id="obs-test-client",
+        client_id=CLIENT_ID,
         client_secret="unused",
         scopes=["mcp/tools"],
     )
@@ -54,7 +54,7 @@ def test_a_full_session_leaves_no_token_or_secret_in_the_logs(
     cli_env = {
         **os.environ,
         "APP_ENV": "local",
-        "OAUTH_CLIENT_ID": "obs-test-client",
+        "OAUTH_CLIENT_ID": CLIENT_ID,
         "OAUTH_CLIENT_SECRET": secret,
         "TOKEN_URL": f"{server.url}/oauth2/token",
         "MCP_URL": f"{server.url}/mcp",
@@ -89,13 +89,13 @@ def test_a_full_session_leaves_no_token_or_secret_in_the_logs(
         refused = http.post(
             "/oauth2/token",
             data={"grant_type": "client_credentials"},
-            auth=("obs-test-client", secret + "-wrong"),
+            auth=(CLIENT_ID, secret + "-wrong"),
         )
         assert refused.status_code == 401
         ok = http.post(
             "/oauth2/token",
             data={"grant_type": "client_credentials"},
-            auth=("obs-test-client", secret),
+            auth=(CLIENT_ID, secret),
         )
         used.append(ok.json()["access_token"])
     stop(server.process)
