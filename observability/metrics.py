@@ -25,7 +25,6 @@ from typing import Any, Generic, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -35,7 +34,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import choose_encoder, start_http_server
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -351,8 +350,10 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.exposition_registry())
 
-    async def endpoint(self, _request: Request) -> Response:
-        return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def endpoint(self, request: Request) -> Response:
+        """GET /metrics in the format the scraper asks for (Prometheus 2 and 3, OpenMetrics)."""
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(self.exposition_registry()), headers={"Content-Type": content_type})
 
     def process_exiting(self) -> None:
         """Drop this worker's live gauges from the aggregate (multiprocess mode only)."""

@@ -205,3 +205,15 @@ def test_build_info_names_the_running_versions() -> None:
     assert value(text, "mcp_build_info") == 1
     family = samples(text)["mcp_build_info"]
     assert family[0][1]["version"] not in ("", "unknown")
+
+
+async def test_metrics_are_served_in_the_format_the_scraper_asks_for(
+    in_process: Callable[..., Any],
+) -> None:
+    openmetrics = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    async with in_process() as svc:
+        plain = await svc.client.get("/metrics")
+        negotiated = await svc.client.get("/metrics", headers={"Accept": openmetrics})
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert negotiated.headers["content-type"].startswith("application/openmetrics-text")
+    assert negotiated.text.rstrip().endswith("# EOF")
