@@ -9,6 +9,7 @@ than all of the rest together; the request id, refusals and errors are logged ei
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -35,6 +36,25 @@ class HttpRecorder(Protocol):
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None: ...
 
 
+class _Ids:
+    """New request ids: 16 random hex digits per process, then a counter (32 digits in all).
+    Unique across replicas and workers, and cheaper than 16 fresh random bytes per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_ids = _Ids()
+
+
 def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The caller's X-Request-Id when it is sane (1-128 of [A-Za-z0-9._:-]), else a new one."""
     for name, value in headers:
@@ -42,7 +62,7 @@ def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SANE_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return os.urandom(16).hex()
+    return _ids.new()
 
 
 class ObserveRequests:

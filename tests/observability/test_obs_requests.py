@@ -142,3 +142,22 @@ async def test_an_unhandled_error_is_logged_with_its_request_id_and_counted_as_5
     assert "RuntimeError: boom" in line["exception"]
     text = metrics.exposition().decode()
     assert 'route="/mcp",status="500"' in text
+
+
+def test_a_forked_worker_generates_request_ids_of_its_own() -> None:
+    import os
+
+    from observability.http import request_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id and leave at once
+        os.write(write, request_id([]).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = request_id([])
+    assert len(child) == len(parent) == 32
+    assert child[:16] != parent[:16]
