@@ -124,26 +124,34 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 20,
     }
     if args.workers > 1:
-        from observability.metrics import multiprocess_mode, multiprocess_registry, serve_metrics
+        from observability.metrics import multiprocess_mode, multiprocess_registry
 
         # Each worker writes its samples to files here; any worker's /metrics (or the metrics
         # port, served by this supervisor process) reports the sum over all of them.
         with multiprocess_mode() as directory:
             if settings.metrics_port:
-                serve_metrics(settings.metrics_port, args.host, multiprocess_registry(directory))
+                _serve_metrics(settings, args.host, multiprocess_registry(directory))
             uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
     else:
         from mcp_service.app import build_service
-        from observability.metrics import serve_metrics
 
         try:
             service = build_service(settings)
         except Exception as exc:  # e.g. an unusable issuer key file
             raise CommandError(str(exc)) from None
         if settings.metrics_port:
-            serve_metrics(settings.metrics_port, args.host, service.metrics.registry)
+            _serve_metrics(settings, args.host, service.metrics.registry)
         uvicorn.run(service.app, **common)
     return 0
+
+
+def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
+    from observability.metrics import serve_metrics
+
+    try:
+        serve_metrics(settings.metrics_port, host, registry)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on port {settings.metrics_port}: {exc}") from None
 
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:

@@ -116,3 +116,46 @@ def test_metrics_port_with_two_workers_is_served_from_the_aggregate(
             fresh.get(f"{server.url}/healthz")
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     assert value(text, "mcp_http_request_duration_seconds_count", route="/healthz") == 12
+
+
+def test_a_metrics_port_equal_to_the_service_port_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    from obs_support import MCP_SERVICE, free_port
+
+    port = str(free_port())
+    env = {**os.environ, "METRICS_PORT": port, "APP_ENV": "local"}
+    env["LOCAL_ISSUER_KEY_FILE"] = str(tmp_path / "key.pem")
+    done = subprocess.run(
+        [MCP_SERVICE, "serve", "--port", port],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("METRICS_PORT:")
+
+
+def test_a_metrics_port_already_taken_fails_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from obs_support import MCP_SERVICE, free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env = {**os.environ, "METRICS_PORT": str(taken.getsockname()[1]), "APP_ENV": "local"}
+        env["LOCAL_ISSUER_KEY_FILE"] = str(tmp_path / "key.pem")
+        done = subprocess.run(
+            [MCP_SERVICE, "serve", "--port", str(free_port())],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith("mcp-service: cannot serve metrics on port")
+    assert len(done.stderr.splitlines()) == 1
