@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -94,10 +94,6 @@ class Readiness:
         self.on_report = on_report
         self._checks: dict[str, _Registered] = {}
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._checks)
-
     def add(self, name: str, check: Check, *, critical: bool) -> None:
         """`critical`: this check being down means the replica cannot serve at all."""
         self._checks[name] = _Registered(check, critical)
@@ -143,7 +139,7 @@ class Readiness:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def _overall(checks: Any) -> str:
+def _overall(checks: Iterable[tuple[CheckResult, bool]]) -> str:
     status = "ok"
     for result, critical in checks:
         if result.state is State.OK:
