@@ -21,7 +21,9 @@ from typing import Any, Protocol
 import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
+
+from cache.jwks_store import SharedJwks
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def _usable_key(entry: Any) -> tuple[str, RSAPublicKey] | None:
         return None  # a private key has no business in a JWKS; refuse rather than use it
     try:
         key = PyJWK(dict(entry), algorithm="RS256").key
-    except (PyJWKError, ValueError, TypeError):
+    except (PyJWTError, ValueError, TypeError):
         return None
     if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
         return None
@@ -153,7 +155,13 @@ class HttpJwksFetch:
 
 
 class JwksCache:
-    """In-process key source: single flight, kid-miss cooldown, stale-while-revalidate."""
+    """Key source: in-process keys, optionally backed by the fleet's shared JWKS (L2).
+
+    In process: single flight, kid-miss cooldown, stale-while-revalidate, failure backoff.
+    With `shared`: a replica adopts a document another replica fetched, only one replica at a
+    time fetches from the IdP (the others wait briefly for its result), and the kid-miss
+    cooldown holds for the whole fleet.
+    """
 
     def __init__(
         self,
@@ -162,13 +170,19 @@ class JwksCache:
         max_age: float = 3600.0,
         kid_miss_cooldown: float = 10.0,
         failure_backoff: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
+        stale_max: float = 86_400.0,
+        shared: SharedJwks | None = None,
+        shared_wait: float = 2.0,
+        clock: Callable[[], float] = time.time,
         on_fetch: Callable[[str, float], None] | None = None,
     ) -> None:
         self._fetch = fetch
         self._max_age = max_age
         self._cooldown = kid_miss_cooldown
         self._backoff = failure_backoff
+        self._stale_max = stale_max
+        self._shared = shared if shared is not None and shared.enabled else None
+        self._shared_wait = shared_wait
         self._clock = clock
         self._on_fetch = on_fetch
         self._keys: dict[str, RSAPublicKey] = {}
@@ -180,33 +194,41 @@ class JwksCache:
 
     @property
     def loaded(self) -> bool:
-        return bool(self._keys)
+        return bool(self._keys) and not self._expired()
 
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    @property
+    def age(self) -> float:
+        return self._clock() - self._fetched_at
+
     async def get_key(self, kid: str) -> RSAPublicKey:
         key = self._keys.get(kid)
-        if key is not None:
-            if self._clock() - self._fetched_at > self._max_age:
+        if key is not None and not self._expired():
+            if self.age > self._max_age:
                 self._refresh_in_background()
             return key
-        if not self._keys:
+        if not self._keys or self._expired():
             await self._cold_load()
         elif self._inflight is not None:
             await self._join(self._inflight, keep_stale=True)
         elif self._clock() - self._last_miss_refresh >= self._cooldown:
             self._last_miss_refresh = self._clock()
-            await self._join(self._start_refresh(), keep_stale=True)
+            await self._join(self._start_refresh(kid_miss=True), keep_stale=True)
         key = self._keys.get(kid)
         if key is None:
             raise UnknownKeyError(kid)
         return key
 
     async def refresh(self) -> None:
-        """Fetch now (sharing any fetch already under way); errors propagate."""
+        """Load now (sharing any load already under way); errors propagate."""
         await asyncio.shield(self._inflight or self._start_refresh())
+
+    def _expired(self) -> bool:
+        """Keys older than max_age + stale_max are not served any more, IdP down or not."""
+        return self.age > self._max_age + self._stale_max
 
     async def _cold_load(self) -> None:
         now = self._clock()
@@ -225,8 +247,8 @@ class JwksCache:
     def _retry_after(self) -> float:
         return max(1.0, self._failed_until - self._clock())
 
-    def _start_refresh(self) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._fetch_and_store())
+    def _start_refresh(self, *, kid_miss: bool = False) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._refresh(kid_miss))
         self._inflight = task
         task.add_done_callback(self._finished)
         return task
@@ -241,19 +263,66 @@ class JwksCache:
         if not task.cancelled() and task.exception() is not None:
             log.warning("JWKS refresh failed: %s", task.exception())
 
-    async def _fetch_and_store(self) -> None:
+    async def _refresh(self, kid_miss: bool) -> None:
+        shared = self._shared
+        if shared is None:
+            await self._fetch_from_idp()
+            return
+        if kid_miss and not await shared.claim_kid_miss(self._cooldown):
+            # Another replica refreshed for a miss in this window: take what it found.
+            await self._adopt_shared(wait=True)
+            return
+        if not kid_miss and await self._adopt_shared(wait=False, fresh_only=True):
+            return
+        if not await shared.try_lock() and await self._adopt_shared(wait=True):
+            return
+        try:
+            await self._fetch_from_idp()
+        except JwksError:
+            if not await self._adopt_shared(wait=False):  # stale-if-error, fleet-wide
+                raise
+        finally:
+            await shared.release()
+
+    async def _adopt_shared(self, *, wait: bool, fresh_only: bool = False) -> bool:
+        """Use the shared document if it is newer than ours (and usable); True if adopted."""
+        assert self._shared is not None
+        shared_doc = await self._shared.read()
+        stale = shared_doc is None or shared_doc.fetched_at <= self._fetched_at
+        if stale and wait and await self._shared.locked():  # another replica is fetching now
+            shared_doc = await self._shared.wait_for_newer(self._fetched_at, self._shared_wait)
+        if shared_doc is None or shared_doc.fetched_at <= self._fetched_at:
+            return False
+        age = self._clock() - shared_doc.fetched_at
+        if age > self._max_age + self._stale_max or (fresh_only and age > self._max_age):
+            return False
+        try:
+            keys = parse_jwks(shared_doc.document)
+        except InvalidJwksError:
+            return False
+        self._store(keys, shared_doc.fetched_at)
+        return True
+
+    async def _fetch_from_idp(self) -> None:
         started = time.perf_counter()
         self.fetch_count += 1
         try:
-            keys = parse_jwks(await self._fetch())
+            document = await self._fetch()
+            keys = parse_jwks(document)
         except JwksError as exc:
             self._failed_until = self._clock() + self._backoff
             self._report("invalid" if isinstance(exc, InvalidJwksError) else "error", started)
             raise
-        self._keys = keys
-        self._fetched_at = self._clock()
-        self._failed_until = -math.inf
+        fetched_at = self._clock()
+        self._store(keys, fetched_at)
         self._report("ok", started)
+        if self._shared is not None:
+            await self._shared.store(document, fetched_at, self._max_age + self._stale_max)
+
+    def _store(self, keys: dict[str, RSAPublicKey], fetched_at: float) -> None:
+        self._keys = keys
+        self._fetched_at = fetched_at
+        self._failed_until = -math.inf
 
     def _report(self, result: str, started: float) -> None:
         if self._on_fetch is not None:

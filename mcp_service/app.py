@@ -11,18 +11,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from fastmcp import FastMCP
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
-from cache.tokens import LocalTokenCache
+from cache.jwks_store import SharedJwks
+from cache.redis import SharedRedis
+from cache.revocations import Revocation, RevocationListener, RevocationSet, RevocationStore
+from cache.tokens import LocalTokenCache, SharedTokenStore
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.issuer import LocalIssuer, load_or_create_key
@@ -30,6 +32,7 @@ from mcp_service.metadata import ResourceMetadata
 from mcp_service.rejections import Reason
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
+from mcp_service.shared import sealer_for, shared_redis
 from mcp_service.tools import TOOL_NAMES, register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
 from observability.health import CheckResult, Readiness, healthz
@@ -73,31 +76,43 @@ class Service:
     jwks: JwksCache
     authenticator: Authenticator
     issuer: LocalIssuer | None
-    metrics: Metrics
-    readiness: Readiness
+    shared: SharedRedis
+    revocations: RevocationListener | None
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=Readiness)
 
 
-def build_service(settings: Settings) -> Service:
+def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
+    """Wire the service. `jwks_fetch` replaces the JWKS download (tests, emulators)."""
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
     metrics = Metrics(tools=TOOL_NAMES, auth_outcomes=["ok", *(reason.value for reason in Reason)])
     readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=metrics.readiness)
+    shared = shared_redis(settings)
+    shared.on_operation = metrics.shared_redis_operation
+    sealer = sealer_for(settings) if shared.enabled else None
     http = httpx.AsyncClient()
-    fetch: JwksFetch = (
-        issuer.fetch_jwks
-        if issuer is not None
-        else HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
-    )
+    fetch: JwksFetch
+    if jwks_fetch is not None:
+        fetch = jwks_fetch
+    elif issuer is not None:
+        fetch = issuer.fetch_jwks
+    else:
+        fetch = HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
+    shared_jwks = None
+    if sealer is not None and issuer is None:
+        shared_jwks = SharedJwks(
+            shared, sealer, settings.jwks_url, on_event=partial(metrics.shared_cache_event, "jwks")
+        )
     jwks = JwksCache(
         fetch,
         max_age=settings.jwks_max_age_seconds,
         kid_miss_cooldown=settings.jwks_kid_miss_cooldown_seconds,
         failure_backoff=settings.jwks_failure_backoff_seconds,
+        stale_max=settings.jwks_stale_max_seconds,
+        shared=shared_jwks,
+        shared_wait=settings.jwks_shared_wait_seconds,
         on_fetch=metrics.jwks_fetch,
     )
-    readiness.add("jwks", partial(_jwks_ready, jwks), critical=True)
-    redis = _redis_probe(settings)
-    if redis is not None:
-        readiness.add("redis", partial(_redis_ready, redis), critical=False)
     verifier = CognitoVerifier(
         VerifierConfig(
             issuer=settings.issuer,
@@ -108,25 +123,45 @@ def build_service(settings: Settings) -> Service:
         ),
         jwks,
     )
+    revoked = RevocationSet()
     authenticator = Authenticator(
         verifier,
         LocalTokenCache[Identity](settings.token_cache_max_entries),
         required_scopes=settings.required_scopes,
+        shared=(
+            SharedTokenStore(shared, sealer, on_event=partial(metrics.shared_cache_event, "token"))
+            if sealer is not None and settings.token_cache_l2
+            else None
+        ),
+        revoked=revoked,
         on_cache=metrics.token_cache_lookup,
     )
+    listener = None
+    if shared.enabled:
+        store = RevocationStore(shared, ttl=settings.revocation_ttl_seconds)
+
+        def on_revoked(revocation: Revocation) -> None:
+            authenticator.forget(revocation)
+            metrics.revocations_in_force(len(revoked))
+
+        listener = RevocationListener(store, revoked, on_revoked=on_revoked)
+    _readiness_checks(readiness, jwks, shared, listener)
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
-        warm = asyncio.create_task(_warm(jwks, readiness, settings.readiness_interval_seconds))
+        tasks = [asyncio.create_task(_warm(jwks, readiness, settings.readiness_interval_seconds))]
+        if listener is not None:
+            tasks.append(asyncio.create_task(listener.run()))
         try:
             yield {}
         finally:
-            warm.cancel()
-            with suppress(asyncio.CancelledError):
-                await warm
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
             await http.aclose()
-            if redis is not None:
-                await redis.aclose()
+            await shared.close()
             metrics.process_exiting()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
@@ -163,9 +198,10 @@ def build_service(settings: Settings) -> Service:
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
-    routes = [MCP_PATH, *sorted(public)]
-    app = ObserveRequests(app, metrics=metrics, routes=routes, access_log=settings.access_log)
-    return Service(app, settings, jwks, authenticator, issuer, metrics, readiness)
+    app = ObserveRequests(
+        app, metrics=metrics, routes=[MCP_PATH, *sorted(public)], access_log=settings.access_log
+    )
+    return Service(app, settings, jwks, authenticator, issuer, shared, listener, metrics, readiness)
 
 
 def build_app(settings: Settings) -> ASGIApp:
@@ -175,8 +211,11 @@ def build_app(settings: Settings) -> ASGIApp:
 def create_app() -> ASGIApp:
     """Factory for uvicorn workers: settings come from the environment the CLI checked."""
     from mcp_service.settings import load_settings
+    from observability.logs import configure_logging
 
-    return build_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return build_app(settings)
 
 
 def _local_issuer(settings: Settings) -> LocalIssuer:
@@ -230,6 +269,21 @@ async def _warm(jwks: JwksCache, readiness: Readiness, interval: float) -> None:
     await readiness.watch(interval)
 
 
+def _readiness_checks(
+    readiness: Readiness,
+    jwks: JwksCache,
+    shared: SharedRedis,
+    listener: RevocationListener | None,
+) -> None:
+    """What /readyz asks. Only missing signing keys make a replica unavailable; Redis down
+    leaves it serving, degraded (fail-open)."""
+    readiness.add("jwks", partial(_jwks_ready, jwks), critical=True)
+    if shared.enabled:
+        readiness.add("redis", partial(_redis_ready, shared), critical=False)
+    if listener is not None:
+        readiness.add("revocations", partial(_revocations_ready, listener), critical=False)
+
+
 async def _jwks_ready(jwks: JwksCache) -> CheckResult:
     """Ready when signing keys are loaded or can be loaded now (a bounded attempt)."""
     if not jwks.loaded:
@@ -240,21 +294,19 @@ async def _jwks_ready(jwks: JwksCache) -> CheckResult:
     return CheckResult.ok(f"{len(jwks.kids)} signing keys loaded")
 
 
-def _redis_probe(settings: Settings) -> aioredis.Redis | None:
-    """A client for the readiness ping only (the caches bring their own with issue 3)."""
-    if not settings.redis_url:
-        return None
-    timeout = settings.readiness_timeout_seconds
-    return aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+async def _redis_ping(client: Any) -> bool:
+    return bool(await client.ping())
 
 
-async def _redis_ready(redis: aioredis.Redis) -> CheckResult:
-    """Redis down is degraded, not unavailable: verification and limits fall back to the
-    in-process state (fail-open), and a 503 here would empty the load balancer."""
-    try:
-        await redis.ping()
-    except Exception as exc:
-        return CheckResult.degraded(f"unreachable ({type(exc).__name__}); serving fail-open")
-    return CheckResult.ok("reachable")
+async def _redis_ready(shared: SharedRedis) -> CheckResult:
+    """A PING through the shared gate, so the breaker hears the answer. Redis down is degraded:
+    tokens are verified locally and a 503 here would empty the load balancer at once."""
+    if await shared.run("ping", _redis_ping, False):
+        return CheckResult.ok("reachable")
+    return CheckResult.degraded(f"unreachable (breaker {shared.breaker.state.value}); fail-open")
+
+
+async def _revocations_ready(listener: RevocationListener) -> CheckResult:
+    if listener.synced.is_set():
+        return CheckResult.ok("in sync")
+    return CheckResult.degraded("not in sync with Redis; applying the revocations known here")

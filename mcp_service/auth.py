@@ -23,7 +23,8 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cache.tokens import LocalTokenCache, token_key
+from cache.revocations import Revocation, RevocationSet
+from cache.tokens import LocalTokenCache, SharedTokenStore, token_key
 from mcp_service.bodylimit import read_body, replay
 from mcp_service.rejections import (
     InsufficientScope,
@@ -38,6 +39,7 @@ from mcp_service.verifier import Claims, CognitoVerifier
 log = logging.getLogger("mcp_service.auth")
 
 OutcomeHook = Callable[[str], None]
+CacheHook = Callable[[str], None]  # "l1", "l2" or "miss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +52,14 @@ class Identity:
     credentials: AuthCredentials
     scopes: frozenset[str]
     expires_at: float
-
-    @property
-    def subject(self) -> str | None:
-        sub = self.claims.get("sub")
-        return sub if isinstance(sub, str) else None
+    subject: str | None
+    jti: str | None
+    origin_jti: str | None
+    issued_at: float | None
 
     @classmethod
     def from_claims(cls, token: str, claims: Claims) -> Identity:
+        iat = claims.get("iat")
         scope = claims.get("scope")
         scopes = scope.split() if isinstance(scope, str) else []
         if claims.get("token_use") == "id":
@@ -80,11 +82,24 @@ class Identity:
             credentials=AuthCredentials(scopes),
             scopes=frozenset(scopes),
             expires_at=float(claims["exp"]),
+            subject=_text(claims.get("sub")),
+            jti=_text(claims.get("jti")),
+            origin_jti=_text(claims.get("origin_jti")),
+            issued_at=float(iat) if isinstance(iat, int | float) else None,
+        )
+
+    def revoked_by(self, revocation: Revocation) -> bool:
+        """Whether `revocation` covers this token (used to evict cached identities)."""
+        if revocation.kind == "jti":
+            return revocation.value in (self.jti, self.origin_jti)
+        return revocation.value == self.subject and (
+            self.issued_at is None or self.issued_at < revocation.revoked_at
         )
 
 
 class Authenticator:
-    """Token -> Identity: the in-process cache first, then full verification."""
+    """Token -> Identity: the in-process cache (L1), then optionally the fleet's (L2), then full
+    verification; every request, cached or not, is checked against the revocations in memory."""
 
     def __init__(
         self,
@@ -92,26 +107,58 @@ class Authenticator:
         cache: LocalTokenCache[Identity],
         *,
         required_scopes: Iterable[str] = (),
-        on_cache: OutcomeHook | None = None,
+        shared: SharedTokenStore | None = None,
+        revoked: RevocationSet | None = None,
+        on_cache: CacheHook | None = None,
     ) -> None:
         self.verifier = verifier
         self.cache = cache
         self.required_scopes = tuple(required_scopes)
         self._required = frozenset(self.required_scopes)
+        self.shared = shared if shared is not None and shared.enabled else None
+        self.revoked = revoked if revoked is not None else RevocationSet()
         self.on_cache = on_cache
 
     async def authenticate(self, token: str) -> Identity:
         key = token_key(token)
         identity = self.cache.get(key)
         if identity is None:
-            if self.on_cache is not None:
-                self.on_cache("miss")
-            identity = await self._verify(token)
+            identity = await self._resolve(token, key)
             self.cache.put(key, identity, identity.expires_at)
         elif self.on_cache is not None:
             self.on_cache("l1")
+        revoked = self.revoked
+        if revoked and revoked.is_revoked(
+            jti=identity.jti,
+            origin_jti=identity.origin_jti,
+            sub=identity.subject,
+            iat=identity.issued_at,
+        ):
+            raise InvalidToken(Reason.REVOKED)
         if not self._required <= identity.scopes:
             raise InsufficientScope(self.required_scopes)
+        return identity
+
+    def forget(self, revocation: Revocation) -> int:
+        """Drop cached identities a new revocation covers."""
+        return self.cache.discard_where(lambda identity: identity.revoked_by(revocation))
+
+    async def _resolve(self, token: str, key: bytes) -> Identity:
+        if self.shared is not None:
+            claims = await self.shared.get(key)
+            if claims is not None:
+                try:
+                    self.verifier.check_claims(claims)
+                    if self.on_cache is not None:
+                        self.on_cache("l2")
+                    return Identity.from_claims(token, claims)
+                except Rejection:
+                    pass  # e.g. expired, or the rules changed since: verify afresh
+        if self.on_cache is not None:
+            self.on_cache("miss")
+        identity = await self._verify(token)
+        if self.shared is not None:
+            await self.shared.put(key, identity.claims, identity.expires_at)
         return identity
 
     async def _verify(self, token: str) -> Identity:
@@ -222,7 +269,11 @@ class BearerAuth:
             await send_json(
                 send,
                 503,
-                {"error": "temporarily_unavailable", "error_description": rejection.description},
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": rejection.description,
+                    "reason": rejection.reason.value,
+                },
                 {"retry-after": retry},
             )
             return
@@ -230,12 +281,24 @@ class BearerAuth:
         body: dict[str, str] = {}
         if rejection is not None:
             error = "insufficient_scope" if status == 403 else "invalid_token"
-            body = {"error": error, "error_description": rejection.description}
+            body = {
+                "error": error,
+                "error_description": rejection.description,
+                "reason": rejection.reason.value,
+            }
         else:
-            body = {"error": "unauthorized", "error_description": "A bearer token is required."}
+            body = {
+                "error": "unauthorized",
+                "error_description": "A bearer token is required.",
+                "reason": Reason.MISSING_TOKEN.value,
+            }
         await send_json(
             send, status, body, {"www-authenticate": self.challenge.header(scope, rejection)}
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:

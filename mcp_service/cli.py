@@ -67,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--scope", default=None, help="scopes to request (default OAUTH_SCOPES)")
     call.set_defaults(run=_call)
 
+    revoke = commands.add_parser(
+        "revoke", help="refuse a token family (--jti) or a subject's tokens (--sub), fleet-wide"
+    )
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--jti", help="a token's jti, or a refresh token's (origin_jti)")
+    target.add_argument("--sub", help="every token of this subject issued before now")
+    target.add_argument("--list", action="store_true", help="show the revocations in force")
+    revoke.add_argument("--reason", default="", help="why, kept with the revocation")
+    revoke.set_defaults(run=_revoke)
+
     check = commands.add_parser("check-config", help="validate the settings `serve` would use")
     check.add_argument("--host", default="127.0.0.1", help="the address serve would bind")
     check.set_defaults(run=_check_config)
@@ -121,7 +131,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": args.port,
         "access_log": False,
         "log_config": None,
-        "timeout_graceful_shutdown": 20,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "timeout_keep_alive": 75,  # longer than the ALB idle timeout (60 s): no 502 on reuse
     }
     if args.workers > 1:
         from observability.metrics import multiprocess_mode, multiprocess_registry
@@ -171,6 +182,34 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "public_base_url": settings.public_base_url or "(from the request)",
     }
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from cache.revocations import Kind
+    from mcp_service.revoke import RevokeError, list_revocations, revoke
+    from observability.logs import configure_logging
+
+    problems = settings.redis_problems()
+    if not settings.redis_url:
+        problems.insert(0, ("REDIS_URL", "required: revocations are shared through Redis"))
+    if problems:
+        _config_failure(problems)
+    configure_logging(settings.log_level, sys.stderr)
+    kind: Kind = "jti" if args.jti else "sub"
+    value: str = args.jti or args.sub or ""
+    if not args.list and not (value or "").strip():
+        print(f"mcp-service revoke: --{kind} needs a value", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.list:
+            lines = asyncio.run(list_revocations(settings))
+        else:
+            lines = [asyncio.run(revoke(settings, kind, value.strip(), args.reason))]
+    except RevokeError as exc:
+        raise CommandError(str(exc)) from None
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -95,9 +95,23 @@ class Settings(BaseSettings):
 
     # The service.
     public_base_url: str = ""
-    redis_url: str = ""
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # SIGTERM: stop accepting, let requests in flight finish for up to this long (ECS gives 30 s).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Redis: shared JWKS, verified tokens and revocations (empty REDIS_URL: in-process only).
+    redis_url: str = ""
+    redis_key_prefix: str = Field(default="mcp", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # 1 s: under wrk -c32 a replica's event loop runs up to ~0.3 s late (bench/redis_timeouts.py)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+    redis_breaker_cooloff_seconds: float = Field(default=2.0, gt=0, le=300)
+    token_cache_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    token_cache_l2: bool = False
+    jwks_stale_max_seconds: float = Field(default=86_400.0, ge=0)
+    jwks_shared_wait_seconds: float = Field(default=2.0, ge=0, le=30)
+    revocation_ttl_seconds: int = Field(default=90_000, ge=60)
 
     # Observability.
     access_log: bool = False
@@ -131,6 +145,20 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("token_cache_secret", mode="before")
+    @classmethod
+    def _secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("token_cache_secret")
+    @classmethod
+    def _secret_length(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(secret.get_secret_value()) < 32 for secret in value):
+            raise ValueError("each secret needs 32 characters or more (e.g. openssl rand -hex 32)")
+        return value
 
     @field_validator("required_scopes", "local_issuer_scopes")
     @classmethod
@@ -241,7 +269,7 @@ class Settings(BaseSettings):
     # Per-command requirements ------------------------------------------------------------------
 
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
-        problems: list[Problem] = []
+        problems = self.redis_problems()
         if self.embedded_issuer:
             problems.extend(self._embedded_issuer_problems(host))
             return problems
@@ -253,6 +281,10 @@ class Settings(BaseSettings):
                     else "required to verify Cognito tokens"
                 )
                 problems.append((name.upper(), reason))
+        if self.app_env == "production" and self.cognito_jwks_url.startswith("http://"):
+            problems.append(
+                ("COGNITO_JWKS_URL", "must be https in production: the keys decide who gets in")
+            )
         if not self.app_client_id:
             problems.append(
                 ("APP_CLIENT_ID", "required: the app client ids whose tokens are accepted")
@@ -269,6 +301,16 @@ class Settings(BaseSettings):
                 )
             )
         return problems
+
+    def redis_problems(self) -> list[Problem]:
+        if self.redis_url and not self.token_cache_secret:
+            return [
+                (
+                    "TOKEN_CACHE_SECRET",
+                    "required with REDIS_URL: the HMAC key that seals what replicas share",
+                )
+            ]
+        return []
 
     def _embedded_issuer_problems(self, host: str) -> list[Problem]:
         from mcp_service.netutil import is_loopback

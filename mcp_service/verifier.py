@@ -89,7 +89,7 @@ class CognitoVerifier:
         except JwksUnavailableError as exc:
             raise KeysUnavailable(str(exc), retry_after=exc.retry_after) from None
         claims = _verified_payload(token, key)
-        self._check_claims(claims)
+        self.check_claims(claims)
         return claims
 
     def _header_segment(self, token: str) -> str:
@@ -102,7 +102,8 @@ class CognitoVerifier:
             raise InvalidToken(Reason.MALFORMED, "not three base64url segments")
         return parts[0]
 
-    def _check_claims(self, claims: Claims) -> None:
+    def check_claims(self, claims: Claims) -> None:
+        """Every rule but the signature: also applied to claims another replica verified."""
         config = self.config
         now = self._clock()
         exp = _numeric_claim(claims, "exp")
@@ -119,13 +120,14 @@ class CognitoVerifier:
         if claims.get("iss") != config.issuer:
             raise InvalidToken(Reason.WRONG_ISSUER)
         use = claims.get("token_use")
-        if use not in self._uses:
+        if not isinstance(use, str) or use not in self._uses:
             raise InvalidToken(Reason.WRONG_TOKEN_USE)
         sub = claims.get("sub")
         if sub is not None and not isinstance(sub, str):
             raise InvalidToken(Reason.MALFORMED, "sub is not a string")
         if use == "access":
-            if claims.get("client_id") not in config.client_ids:
+            client_id = claims.get("client_id")
+            if not isinstance(client_id, str) or client_id not in config.client_ids:
                 raise InvalidToken(Reason.WRONG_CLIENT)
             scope = claims.get("scope", "")
             if not isinstance(scope, str):

@@ -46,25 +46,30 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TOOL_OUTCOMES = ("ok", "error", "invalid_arguments", "not_found", "forbidden")
 TOKEN_CACHE_TIERS = ("l1", "l2", "miss")
 JWKS_RESULTS = ("ok", "error", "invalid")
-# Declared now for the Redis, revocation and rate-limit work (issues 3 and 4), so that work
-# only calls the recording methods below and the dashboard and alerts already cover it.
+# The vocabularies of the Redis gate (cache/redis.py), the shared caches and the rate limits:
+# each component reports through a hook, and these sets bound what the hooks can create.
 RATE_LIMITERS = ("ip", "subject")
-RATE_LIMIT_DECISIONS = ("allowed", "limited", "fallback_allowed", "fallback_limited", "failed")
-REDIS_OPERATIONS = (
-    "get",
-    "set",
-    "delete",
-    "eval",
-    "publish",
-    "subscribe",
-    "scan",
-    "ping",
-    "lock",
-    "pipeline",
+RATE_LIMIT_DECISIONS = (
+    "allowed",
+    "limited",
+    "fallback_allowed",  # Redis unavailable: counted against this replica's own budget
+    "fallback_limited",
+    "unavailable",  # Redis unavailable and the limiter fails closed: 503
 )
-REDIS_ERRORS = ("timeout", "connection", "circuit_open", "response")
-REVOCATION_KINDS = ("jti", "sub")
-REVOCATION_SOURCES = ("local", "pubsub", "reload")
+REDIS_OPERATIONS = (
+    "jwks_read",
+    "jwks_store",
+    "jwks_lock",
+    "jwks_unlock",
+    "jwks_locked",
+    "jwks_kidmiss",
+    "token_get",
+    "token_put",
+    "ping",
+    "ratelimit",
+    "revocations",
+)
+REDIS_ERRORS = ("failed", "circuit_open")  # circuit_open: skipped while the breaker is open
 INTEGRITY_CACHES = ("token", "jwks")
 
 # Seconds. A tool call on this kind of machine takes ~1.5 ms in process and tens of ms under
@@ -229,10 +234,15 @@ class Metrics:
             ("operation", "error"),
             registry=r,
         )
-        self.revocations = Counter(
-            "mcp_revocations_total",
-            "Revocations applied by this process, by kind (jti, sub) and source.",
-            ("kind", "source"),
+        self.revocations = Gauge(
+            "mcp_revocations_in_force",
+            "Revocations (by jti or by subject) this process currently enforces.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.shed = Counter(
+            "mcp_requests_shed_total",
+            "Requests refused with 503 at once because the replica was at its in-flight cap.",
             registry=r,
         )
         self.integrity_failures = Counter(
@@ -283,9 +293,6 @@ class Metrics:
         self._redis_errors: _Children[Any] = _Children(
             self.redis_errors, (_values(REDIS_OPERATIONS), _values(REDIS_ERRORS))
         )
-        self._revocations: _Children[Any] = _Children(
-            self.revocations, (_values(REVOCATION_KINDS), _values(REVOCATION_SOURCES))
-        )
         self._integrity: _Children[Any] = _Children(
             self.integrity_failures, (_values(INTEGRITY_CACHES),)
         )
@@ -320,18 +327,40 @@ class Metrics:
         self._jwks_duration.get(result).observe(seconds)
 
     def rate_limit_decision(self, limiter: str, decision: str) -> None:
-        self._rate.get(limiter, decision).inc()
+        """A limiter's hook; its "redis_error" reports count as errors of the limiter's Redis."""
+        if decision == "redis_error":
+            self.redis_error("ratelimit", "failed")
+        else:
+            self._rate.get(limiter, decision).inc()
 
     def redis_operation(self, operation: str, seconds: float, error: str | None = None) -> None:
         self._redis.get(operation).observe(seconds)
         if error is not None:
-            self._redis_errors.get(operation, error).inc()
+            self.redis_error(operation, error)
 
-    def revocation(self, kind: str, source: str) -> None:
-        self._revocations.get(kind, source).inc()
+    def redis_error(self, operation: str, error: str) -> None:
+        self._redis_errors.get(operation, error).inc()
+
+    def shared_redis_operation(self, operation: str, outcome: str, seconds: float) -> None:
+        """The Redis gate's hook: outcome "ok", "error", or "skipped" (breaker open)."""
+        if outcome == "skipped":
+            self.redis_error(operation, "circuit_open")
+        else:
+            self.redis_operation(operation, seconds, None if outcome == "ok" else "failed")
+
+    def shared_cache_event(self, cache: str, event: str) -> None:
+        """The shared caches' hook: "forged" is an entry whose seal did not verify."""
+        if event == "forged":
+            self.integrity_failure(cache)
 
     def integrity_failure(self, cache: str) -> None:
         self._integrity.get(cache).inc()
+
+    def revocations_in_force(self, count: int) -> None:
+        self.revocations.set(count)
+
+    def request_shed(self) -> None:
+        self.shed.inc()
 
     def readiness(self, ready: bool, checks: Mapping[str, bool]) -> None:
         """Check names come from the app's registrations, never from a request."""

@@ -83,13 +83,18 @@ async def test_readyz_is_200_degraded_when_redis_is_unreachable(
 
 
 @pytest.mark.redis
-async def test_readyz_is_ok_with_a_reachable_redis(in_process: Callable[..., Any]) -> None:
-    async with in_process(redis_url="redis://127.0.0.1:6379/0") as svc:
+async def test_readyz_is_ok_with_a_reachable_redis_and_revocations_in_sync(
+    in_process: Callable[..., Any], redis_url: str, redis_prefix: str
+) -> None:
+    async with in_process(redis_url=redis_url, redis_key_prefix=redis_prefix) as svc:
+        listener = svc.service.revocations
+        await asyncio.wait_for(listener.synced.wait(), 10)
         response = await svc.client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "ok"
+    assert body["checks"]["revocations"]["status"] == "ok"
 
 
 async def test_the_readiness_gauges_follow_the_last_evaluation(

@@ -23,7 +23,8 @@ FAMILIES: dict[str, set[str]] = {
     "mcp_rate_limit_decisions": {"limiter", "decision"},
     "mcp_redis_operation_duration_seconds": {"operation"},
     "mcp_redis_errors": {"operation", "error"},
-    "mcp_revocations": {"kind", "source"},
+    "mcp_revocations_in_force": set(),
+    "mcp_requests_shed": set(),
     "mcp_cache_integrity_failures": {"cache"},
     "mcp_ready": set(),
     "mcp_dependency_up": {"dependency"},
@@ -57,12 +58,14 @@ async def test_every_family_is_exported_with_its_labels_after_a_scripted_session
         assert (await svc.call_tool(None, "add", a=1, b=2)).status_code == 401
         assert (await svc.client.get("/healthz")).status_code == 200
         assert (await svc.client.get("/readyz")).status_code == 200
-        # The families issues 3 and 4 record into, through the hooks they will be given.
+        # What Redis, the shared caches and the limits report through their hooks (they need a
+        # Redis, and limits, that this in-process service does not have).
         metrics = svc.service.metrics
         metrics.rate_limit_decision("subject", "limited")
-        metrics.redis_operation("get", 0.0002, error="timeout")
-        metrics.revocation("jti", "pubsub")
-        metrics.integrity_failure("token")
+        metrics.shared_redis_operation("token_get", "error", 0.0002)
+        metrics.revocations_in_force(2)
+        metrics.shared_cache_event("token", "forged")
+        metrics.request_shed()
         exported = samples(await svc.metrics_text())
 
     for family, labels in FAMILIES.items():
@@ -183,14 +186,14 @@ def test_label_values_outside_the_declared_sets_are_counted_as_other() -> None:
     metrics = Metrics(tools=["add"], auth_outcomes=["ok", "expired"])
     metrics.auth_outcome("eyJhbGciOi.this-is-not-a-reason")
     metrics.rate_limit_decision("subject", "user-1234")
-    metrics.redis_operation("FLUSHALL", 0.001, error="weird")
+    metrics.shared_redis_operation("FLUSHALL", "weird", 0.001)
     text = metrics.exposition().decode()
     assert "eyJhbGciOi" not in text
     assert "user-1234" not in text
     assert "FLUSHALL" not in text
     assert value(text, "mcp_auth_outcomes_total", outcome="other") == 1
     assert value(text, "mcp_rate_limit_decisions_total", limiter="subject", decision="other") == 1
-    assert value(text, "mcp_redis_errors_total", operation="other", error="other") == 1
+    assert value(text, "mcp_redis_errors_total", operation="other", error="failed") == 1
 
 
 def test_series_alerts_divide_by_exist_at_zero_before_any_event() -> None:
@@ -217,3 +220,61 @@ async def test_metrics_are_served_in_the_format_the_scraper_asks_for(
     assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert negotiated.headers["content-type"].startswith("application/openmetrics-text")
     assert negotiated.text.rstrip().endswith("# EOF")
+
+
+def test_the_redis_gate_reports_failures_and_breaker_skips_as_errors() -> None:
+    metrics = Metrics()
+    metrics.shared_redis_operation("token_get", "ok", 0.0002)
+    metrics.shared_redis_operation("token_get", "error", 1.0)
+    metrics.shared_redis_operation("token_get", "skipped", 0.0)
+    text = metrics.exposition().decode()
+    duration = "mcp_redis_operation_duration_seconds_count"
+    assert value(text, duration, operation="token_get") == 2  # skipped calls took no time
+    errors = "mcp_redis_errors_total"
+    assert value(text, errors, operation="token_get", error="failed") == 1
+    assert value(text, errors, operation="token_get", error="circuit_open") == 1
+
+
+def test_a_limiter_redis_error_counts_as_a_redis_error_not_a_decision() -> None:
+    metrics = Metrics()
+    metrics.rate_limit_decision("subject", "fallback_allowed")
+    metrics.rate_limit_decision("subject", "redis_error")
+    text = metrics.exposition().decode()
+    decisions = "mcp_rate_limit_decisions_total"
+    assert value(text, decisions, limiter="subject", decision="fallback_allowed") == 1
+    assert value(text, decisions, decision="redis_error") == 0
+    assert value(text, "mcp_redis_errors_total", operation="ratelimit", error="failed") == 1
+
+
+def test_only_forged_shared_entries_count_as_integrity_failures() -> None:
+    metrics = Metrics()
+    metrics.shared_cache_event("jwks", "forged")
+    metrics.shared_cache_event("jwks", "stored")
+    text = metrics.exposition().decode()
+    assert value(text, "mcp_cache_integrity_failures_total", cache="jwks") == 1
+
+
+@pytest.mark.redis
+async def test_with_redis_the_shared_caches_report_their_operations(
+    in_process: Callable[..., Any], redis_url: str, redis_prefix: str
+) -> None:
+    settings = {
+        "redis_url": redis_url,
+        "redis_key_prefix": redis_prefix,
+        "token_cache_secret": "obs-test-seal-key-0123456789abcdef",
+        "token_cache_l2": True,
+    }
+    async with in_process(**settings) as svc:
+        token = await svc.token()
+        assert (await svc.call_tool(token, "add", a=1, b=1)).status_code == 200
+        svc.service.authenticator.cache.clear()  # the next lookup misses L1 and finds L2
+        assert (await svc.call_tool(token, "add", a=1, b=1)).status_code == 200
+        await svc.client.get("/readyz")
+        text = await svc.metrics_text()
+    duration = "mcp_redis_operation_duration_seconds_count"
+    for operation in ("token_get", "token_put", "ping"):
+        assert value(text, duration, operation=operation) >= 1, operation
+    assert value(text, "mcp_token_cache_lookups_total", tier="l2") == 1
+    assert value(text, "mcp_token_cache_lookups_total", tier="miss") == 1
+    assert value(text, "mcp_redis_errors_total") == 0
+    assert value(text, "mcp_dependency_up", dependency="redis") == 1

@@ -1,0 +1,44 @@
+"""Settings and in-process services for tests, pointed at the test pool of tests.support.tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp_service.app import Service, build_service
+from mcp_service.settings import Settings
+from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, jwks_of, rsa_key
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for the test pool, ignoring any .env file and with explicit values."""
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "cognito_region": REGION,
+        "user_pool_id": POOL_ID,
+        "app_client_id": CLIENT_ID,
+        "jwks_failure_backoff_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class FakeJwks:
+    """A JWKS download that serves the test keys, counts calls and can be switched off."""
+
+    def __init__(self) -> None:
+        self.document: Any = jwks_of(rsa_key())
+        self.up = True
+        self.calls = 0
+
+    async def __call__(self) -> bytes:
+        from cache.jwks import JwksFetchError
+
+        self.calls += 1
+        if not self.up:
+            raise JwksFetchError("JWKS endpoint unreachable: ConnectError")
+        return json.dumps(self.document).encode()
+
+
+def make_service(fetch: FakeJwks | None = None, **overrides: Any) -> Service:
+    return build_service(make_settings(**overrides), jwks_fetch=fetch or FakeJwks())
