@@ -79,8 +79,32 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_promtool_accepts_the_prometheus_config_and_the_rules_it_loads() -> None:
-    done = promtool("check", "config", str(PROMETHEUS_YML))
+def prometheus_configs() -> list[Path]:
+    return sorted(
+        path
+        for path in PROMETHEUS_YML.parent.glob("*.yml")
+        if "scrape_configs" in yaml.safe_load(path.read_text())
+    )
+
+
+def test_both_prometheus_configs_are_checked() -> None:
+    names = {path.name for path in prometheus_configs()}
+    assert "prometheus.yml" in names  # and the compose stack's own, once it is there
+
+
+@pytest.mark.parametrize("config", prometheus_configs(), ids=lambda path: path.name)
+def test_promtool_accepts_each_prometheus_config_and_the_rules_it_loads(
+    config: Path, tmp_path: Path
+) -> None:
+    # Rule files are named relative to the config, or where a container mounts them
+    # (/etc/prometheus/); either way they are the files next to the config in this repository.
+    loaded = yaml.safe_load(config.read_text())
+    rules = [config.parent / Path(rule).name for rule in loaded.get("rule_files", [])]
+    assert [path.resolve() for path in rules] == [ALERTS_YML.resolve()]
+    loaded["rule_files"] = [str(path) for path in rules]
+    copy = tmp_path / config.name
+    copy.write_text(yaml.safe_dump(loaded))
+    done = promtool("check", "config", str(copy))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 rule files found" in done.stdout
 
