@@ -1,9 +1,9 @@
 """build_app(settings): the one place that wires the service together.
 
-Request path, outside in: [CORS] -> body limit (413) -> per-IP rate limit (429, in process)
--> cap on requests in flight (503) -> bearer authentication (401/403/503) -> per-subject rate
-limit (429, shared through Redis) -> FastMCP's streamable HTTP app (stateless, JSON responses)
-with the public routes.
+Request path, outside in: request id + HTTP metrics + access log -> [CORS] -> body limit (413)
+-> per-IP rate limit (429, in process) -> cap on requests in flight (503) -> bearer
+authentication (401/403/503) -> per-subject rate limit (429, shared through Redis) -> FastMCP's
+streamable HTTP app (stateless, JSON responses, tool-call metrics) with the public routes.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
 from fastmcp import FastMCP
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
 from cache.jwks_store import SharedJwks
 from cache.redis import SharedRedis
 from cache.redisline import RedisAddress
-from cache.revocations import RevocationListener, RevocationSet, RevocationStore
+from cache.revocations import Revocation, RevocationListener, RevocationSet, RevocationStore
 from cache.tokens import LocalTokenCache, SharedTokenStore
 from cache.windows import RedisWindows, parse_limits
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
@@ -36,11 +35,17 @@ from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
 from mcp_service.overload import InFlightLimit
 from mcp_service.ratelimit import IpRateLimit, Policies, SubjectLimiter, SubjectRateLimit
+from mcp_service.rejections import Reason
 from mcp_service.scopes import ToolScopes
 from mcp_service.settings import Settings
 from mcp_service.shared import sealer_for, shared_redis
-from mcp_service.tools import register_tools
+from mcp_service.tools import TOOL_NAMES, register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from observability.health import CheckResult, Readiness, healthz
+from observability.http import ObserveRequests
+from observability.logs import annotate
+from observability.metrics import Metrics
+from observability.tools import ToolCallMetrics
 
 log = logging.getLogger("mcp_service")
 
@@ -79,6 +84,8 @@ class Service:
     issuer: LocalIssuer | None
     shared: SharedRedis
     revocations: RevocationListener | None
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=Readiness)
     limiter: SubjectLimiter | None = None
     ip_limit: IpRateLimit | None = None
     in_flight: InFlightLimit | None = None
@@ -87,7 +94,10 @@ class Service:
 def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
     """Wire the service. `jwks_fetch` replaces the JWKS download (tests, emulators)."""
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
+    metrics = Metrics(tools=TOOL_NAMES, auth_outcomes=["ok", *(reason.value for reason in Reason)])
+    readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=metrics.readiness)
     shared = shared_redis(settings)
+    shared.on_operation = metrics.shared_redis_operation
     sealer = sealer_for(settings) if shared.enabled else None
     if shared.enabled and sealer is None:
         log.warning(
@@ -104,7 +114,9 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         fetch = HttpJwksFetch(settings.jwks_url, timeout=settings.jwks_timeout_seconds, client=http)
     shared_jwks = None
     if sealer is not None and issuer is None:
-        shared_jwks = SharedJwks(shared, sealer, settings.jwks_url)
+        shared_jwks = SharedJwks(
+            shared, sealer, settings.jwks_url, on_event=partial(metrics.shared_cache_event, "jwks")
+        )
     jwks = JwksCache(
         fetch,
         max_age=settings.jwks_max_age_seconds,
@@ -113,6 +125,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         stale_max=settings.jwks_stale_max_seconds,
         shared=shared_jwks,
         shared_wait=settings.jwks_shared_wait_seconds,
+        on_fetch=metrics.jwks_fetch,
     )
     verifier = CognitoVerifier(
         VerifierConfig(
@@ -130,22 +143,30 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         LocalTokenCache[Identity](settings.token_cache_max_entries),
         required_scopes=settings.required_scopes,
         shared=(
-            SharedTokenStore(shared, sealer)
+            SharedTokenStore(shared, sealer, on_event=partial(metrics.shared_cache_event, "token"))
             if sealer is not None and settings.token_cache_l2
             else None
         ),
         revoked=revoked,
+        on_cache=metrics.token_cache_lookup,
     )
     listener = None
     if shared.enabled:
         store = RevocationStore(shared, ttl=settings.revocation_ttl_seconds)
-        listener = RevocationListener(store, revoked, on_revoked=authenticator.forget)
 
+        def on_revoked(revocation: Revocation) -> None:
+            authenticator.forget(revocation)
+            metrics.revocations_in_force(len(revoked))
+
+        listener = RevocationListener(store, revoked, on_revoked=on_revoked)
     limiter = _subject_limiter(settings)
+    if limiter is not None:
+        limiter.on_decision = partial(metrics.rate_limit_decision, "subject")
+    _readiness_checks(readiness, jwks, shared, listener, limiter)
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
-        tasks = [asyncio.create_task(_warm(jwks))]
+        tasks = [asyncio.create_task(_warm(jwks, readiness, settings.readiness_interval_seconds))]
         if listener is not None:
             tasks.append(asyncio.create_task(listener.run()))
         if limiter is not None:
@@ -160,6 +181,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
                 await limiter.close()
             await http.aclose()
             await shared.close()
+            metrics.process_exiting()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
     register_tools(mcp, settings.tool_scopes, timeout=settings.tool_timeout_seconds or None)
@@ -168,7 +190,13 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     if issuer is not None:
         scopes.update(issuer.scopes)
     metadata = ResourceMetadata(challenge, settings.issuer, scopes)
-    public = _public_routes(mcp, metadata, issuer, settings)
+    public = _public_routes(mcp, metadata, issuer, settings, readiness, metrics)
+    mcp.add_middleware(ToolCallMetrics(metrics))
+
+    def on_outcome(outcome: str) -> None:
+        metrics.auth_outcome(outcome)
+        if outcome != "ok":
+            annotate("reason", outcome)
 
     app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
     if limiter is not None:
@@ -179,13 +207,18 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         challenge,
         public_paths=public,
         tool_scopes=ToolScopes(settings.tool_scopes),
+        on_outcome=on_outcome,
     )
     in_flight = ip_limit = None
     if settings.max_in_flight:
-        app = in_flight = InFlightLimit(app, settings.max_in_flight)
+        app = in_flight = InFlightLimit(app, settings.max_in_flight, on_shed=metrics.request_shed)
     if settings.ip_rate_limit != "off":
-        proxies = TrustedProxies(settings.trusted_proxies)
-        app = ip_limit = IpRateLimit(app, parse_limits(settings.ip_rate_limit), proxies=proxies)
+        app = ip_limit = IpRateLimit(
+            app,
+            parse_limits(settings.ip_rate_limit),
+            proxies=TrustedProxies(settings.trusted_proxies),
+            on_decision=partial(metrics.rate_limit_decision, "ip"),
+        )
     app = BodyLimit(app, settings.max_body_bytes)
     if settings.cors_allow_origins:
         app = CORSMiddleware(
@@ -196,8 +229,22 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
             expose_headers=list(CORS_EXPOSED),
             max_age=600,
         )
+    app = ObserveRequests(
+        app, metrics=metrics, routes=[MCP_PATH, *sorted(public)], access_log=settings.access_log
+    )
     return Service(
-        app, settings, jwks, authenticator, issuer, shared, listener, limiter, ip_limit, in_flight
+        app,
+        settings,
+        jwks,
+        authenticator,
+        issuer,
+        shared,
+        listener,
+        metrics,
+        readiness,
+        limiter,
+        ip_limit,
+        in_flight,
     )
 
 
@@ -256,7 +303,12 @@ def _local_issuer(settings: Settings) -> LocalIssuer:
 
 
 def _public_routes(
-    mcp: FastMCP[Any], metadata: ResourceMetadata, issuer: LocalIssuer | None, settings: Settings
+    mcp: FastMCP[Any],
+    metadata: ResourceMetadata,
+    issuer: LocalIssuer | None,
+    settings: Settings,
+    readiness: Readiness,
+    metrics: Metrics,
 ) -> set[str]:
     """Register the routes that need no token and return their paths (BearerAuth's allow-list)."""
     public: set[str] = set()
@@ -265,7 +317,10 @@ def _public_routes(
         mcp.custom_route(path, methods=methods)(endpoint)
         public.add(path)
 
-    route("/healthz", ["GET"], _healthz)
+    route("/healthz", ["GET"], healthz)
+    route("/readyz", ["GET"], readiness.endpoint)
+    if not settings.metrics_port:  # else served on a port of its own (cli.py)
+        route("/metrics", ["GET"], metrics.endpoint)
     for path in metadata.paths:
         route(path, ["GET"], metadata.endpoint)
     if issuer is not None:
@@ -275,13 +330,67 @@ def _public_routes(
     return public
 
 
-async def _healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def _warm(jwks: JwksCache) -> None:
-    """Load the keys at start-up so the first caller does not wait; failures are retried lazily."""
+async def _warm(jwks: JwksCache, readiness: Readiness, interval: float) -> None:
+    """Load the keys at start-up so the first caller does not wait (failures are retried
+    lazily), then keep the readiness gauges current."""
     try:
         await jwks.refresh()
     except Exception as exc:
         log.warning("JWKS not loaded at start-up: %s", exc)
+    await readiness.watch(interval)
+
+
+def _readiness_checks(
+    readiness: Readiness,
+    jwks: JwksCache,
+    shared: SharedRedis,
+    listener: RevocationListener | None,
+    limiter: SubjectLimiter | None,
+) -> None:
+    """What /readyz asks. Missing signing keys, or a fail-closed limiter without Redis, make a
+    replica unavailable; Redis down under fail-open leaves it serving, degraded."""
+    readiness.add("jwks", partial(_jwks_ready, jwks), critical=True)
+    if shared.enabled:
+        readiness.add("redis", partial(_redis_ready, shared), critical=False)
+    if listener is not None:
+        readiness.add("revocations", partial(_revocations_ready, listener), critical=False)
+    if limiter is not None and limiter.redis is not None:
+        readiness.add(
+            "rate_limit", partial(_rate_limit_ready, limiter), critical=not limiter.fail_open
+        )
+
+
+async def _jwks_ready(jwks: JwksCache) -> CheckResult:
+    """Ready when signing keys are loaded or can be loaded now (a bounded attempt)."""
+    if not jwks.loaded:
+        try:
+            await jwks.refresh()
+        except Exception as exc:
+            return CheckResult.down(f"no signing keys: {exc}")
+    return CheckResult.ok(f"{len(jwks.kids)} signing keys loaded")
+
+
+async def _redis_ping(client: Any) -> bool:
+    return bool(await client.ping())
+
+
+async def _redis_ready(shared: SharedRedis) -> CheckResult:
+    """A PING through the shared gate, so the breaker hears the answer. Redis down is degraded:
+    tokens are verified locally and a 503 here would empty the load balancer at once."""
+    if await shared.run("ping", _redis_ping, False):
+        return CheckResult.ok("reachable")
+    return CheckResult.degraded(f"unreachable (breaker {shared.breaker.state.value}); fail-open")
+
+
+async def _rate_limit_ready(limiter: SubjectLimiter) -> CheckResult:
+    if limiter.redis is not None and limiter.redis.ready:
+        return CheckResult.ok("shared budget on Redis")
+    if limiter.fail_open:
+        return CheckResult.degraded("Redis unreachable: counting per replica (fail-open)")
+    return CheckResult.down("Redis unreachable and RATE_LIMIT_FAILURE_MODE=closed")
+
+
+async def _revocations_ready(listener: RevocationListener) -> CheckResult:
+    if listener.synced.is_set():
+        return CheckResult.ok("in sync")
+    return CheckResult.degraded("not in sync with Redis; applying the revocations known here")

@@ -128,6 +128,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from observability.logs import configure_logging
 
     configure_logging(settings.log_level)
+    if settings.metrics_port == args.port:
+        _config_failure([("METRICS_PORT", f"must differ from the service port {args.port}")])
     common: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -140,16 +142,34 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "forwarded_allow_ips": ",".join(settings.trusted_proxies),
     }
     if args.workers > 1:
-        uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
+        from observability.metrics import multiprocess_mode, multiprocess_registry
+
+        # Each worker writes its samples to files here; any worker's /metrics (or the metrics
+        # port, served by this supervisor process) reports the sum over all of them.
+        with multiprocess_mode() as directory:
+            if settings.metrics_port:
+                _serve_metrics(settings, args.host, multiprocess_registry(directory))
+            uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
     else:
-        from mcp_service.app import build_app
+        from mcp_service.app import build_service
 
         try:
-            app = build_app(settings)
+            service = build_service(settings)
         except Exception as exc:  # e.g. an unusable issuer key file
             raise CommandError(str(exc)) from None
-        uvicorn.run(app, **common)
+        if settings.metrics_port:
+            _serve_metrics(settings, args.host, service.metrics.registry)
+        uvicorn.run(service.app, **common)
     return 0
+
+
+def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
+    from observability.metrics import serve_metrics
+
+    try:
+        serve_metrics(settings.metrics_port, host, registry)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on port {settings.metrics_port}: {exc}") from None
 
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:

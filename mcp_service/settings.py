@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     jwks_shared_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     revocation_ttl_seconds: int = Field(default=90_000, ge=60)
 
+    # Observability.
+    access_log: bool = False
+    metrics_port: int = Field(default=0, ge=0, le=65_535)  # 0: /metrics on the main port
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    readiness_interval_seconds: float = Field(default=10.0, ge=1, le=3600)
+
     # The embedded issuer (APP_ENV=local without USER_POOL_ID).
     local_issuer_key_file: Path = Field(default_factory=_default_key_file)
     local_issuer_allow_remote: bool = False

@@ -1,6 +1,11 @@
 """One JSON object per line on stdout: what CloudWatch Logs ingests from ECS.
 
-Fields passed through `extra=` (request_id, route, status, reason, ...) become top-level keys.
+Fields passed through `extra=` (route, status, reason, ...) become top-level keys. Every line
+written while a request is being served also carries that request's id, route, and the
+subject and client_id of its verified token once authentication has run, taken from the
+request context the outermost middleware sets (`RequestContext`); so a warning logged deep in
+a tool can be matched to its request without threading the id through every call.
+
 Callers never pass a token or a secret; `redact()` is the last line of defence for values that
 look like a bearer token or a JWT.
 """
@@ -11,6 +16,8 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterable, MutableMapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -20,12 +27,67 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
     "taskName",
     "color_message",
 }
-_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+# A JWT, or what is left of one cut short: a base64url JSON header ("eyJ") and a payload.
+_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}(?:\.[\w-]*)?")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _JWT.sub("[redacted-jwt]", text))
+    # Substring checks first: most values (methods, routes, ids) hold neither, and a regex
+    # substitution per field is the largest cost of a log line.
+    if "eyJ" in text:
+        text = _JWT.sub("[redacted-jwt]", text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(r"\1[redacted]", text)
+    return text
+
+
+class RequestContext:
+    """What the log lines of one request share. `fields` collects what the layers below learn
+    (e.g. the rejection reason) for the request's access-log line."""
+
+    __slots__ = ("fields", "request_id", "route", "scope")
+
+    def __init__(self, request_id: str, route: str, scope: MutableMapping[str, Any]) -> None:
+        self.request_id = request_id
+        self.route = route
+        self.scope = scope
+        self.fields: dict[str, Any] = {}
+
+    def caller(self) -> dict[str, str]:
+        """subject and client_id of the verified token, once authentication has set
+        `scope["user"]` (Starlette's convention, which FastMCP's `AuthenticatedUser` follows)."""
+        token = getattr(self.scope.get("user"), "access_token", None)
+        found: dict[str, str] = {}
+        subject = getattr(token, "subject", None)
+        if isinstance(subject, str) and subject:
+            found["subject"] = subject
+        client_id = getattr(token, "client_id", None)
+        if isinstance(client_id, str) and client_id:
+            found["client_id"] = client_id
+        return found
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("mcp_request_context", default=None)
+
+
+def current_request() -> RequestContext | None:
+    return _current.get()
+
+
+def enter_request(context: RequestContext) -> Token[RequestContext | None]:
+    return _current.set(context)
+
+
+def leave_request(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
+def annotate(name: str, value: Any) -> None:
+    """Attach a field to the current request's log lines (no-op outside a request)."""
+    context = _current.get()
+    if context is not None:
+        context.fields[name] = value
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,12 +100,24 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = redact(value) if isinstance(value, str) else value
+        context = _current.get()
+        if context is not None:
+            entry["request_id"] = context.request_id
+            entry["route"] = context.route
+            entry.update(context.caller())
+            _merge(entry, context.fields.items())
+        _merge(
+            entry,
+            ((k, v) for k, v in record.__dict__.items() if k not in _STANDARD and k[:1] != "_"),
+        )
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def _merge(entry: dict[str, Any], fields: Iterable[tuple[str, Any]]) -> None:
+    for key, value in fields:
+        entry[key] = redact(value) if isinstance(value, str) else value
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
@@ -57,3 +131,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The MCP SDK logs "Terminating session: None" at INFO after every stateless request: a
+    # line per call that says nothing and costs as much as an access-log line.
+    chatty = logging.getLogger("mcp.server.streamable_http")
+    chatty.setLevel(logging.NOTSET if logging.getLevelName(level) == logging.DEBUG else "WARNING")

@@ -1,0 +1,101 @@
+"""Helpers shared by the observability tests (a module name of its own: tests/ has no
+packages, so two helper modules with one name would collide)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CLIENT_ID = "obs-test-client"
+CLIENT_SECRET = "obs-test-secret-0123456789"
+MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; in CI a missing tool fails the test, elsewhere it skips it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install prometheus)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def pool_settings(jwks_url: str) -> dict[str, Any]:
+    """A (fake) real user pool whose JWKS is at `jwks_url`."""
+    return {
+        "app_env": "development",
+        "cognito_region": "us-east-1",
+        "user_pool_id": "us-east-1_ObsTest01",
+        "app_client_id": ("obs-client",),
+        "cognito_jwks_url": jwks_url,
+        "jwks_timeout_seconds": 5.0,
+    }
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[None]:
+    """Drive the ASGI lifespan protocol around a block (FastMCP needs its lifespan)."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def receive() -> dict[str, Any]:
+        return await inbox.get()
+
+    async def send(message: Mapping[str, Any]) -> None:
+        await outbox.put(dict(message))
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    started = await asyncio.wait_for(outbox.get(), 10)
+    assert started["type"] == "lifespan.startup.complete", started
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(outbox.get(), 10)
+        await asyncio.wait_for(task, 10)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server did not become ready: {log_path.read_text()}")
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
