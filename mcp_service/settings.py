@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     local_issuer_scopes: Annotated[tuple[str, ...], NoDecode] = ("mcp/tools",)
     local_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86_400)
 
-    # Rate limits and overload protection (docs/ratelimits.md). Limits use the notation of the
+    # Rate limits and overload protection (README, "Rate limits"). Limits use the notation of the
     # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
     rate_limit: str = "600/minute"
     rate_limit_groups: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
