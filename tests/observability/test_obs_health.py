@@ -82,6 +82,28 @@ async def test_readyz_is_200_degraded_when_redis_is_unreachable(
     assert body["checks"]["jwks"]["status"] == "ok"
 
 
+async def test_readyz_with_redis_down_is_degraded_when_the_limiter_fails_open(
+    in_process: Callable[..., Any],
+) -> None:
+    async with in_process(redis_url=f"redis://127.0.0.1:{free_port()}/0") as svc:
+        response = await svc.client.get("/readyz")
+    check = response.json()["checks"]["rate_limit"]
+    assert response.status_code == 200
+    assert (check["status"], check["critical"]) == ("degraded", False)
+
+
+async def test_readyz_with_redis_down_is_503_when_the_limiter_fails_closed(
+    in_process: Callable[..., Any],
+) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    async with in_process(redis_url=unreachable, rate_limit_failure_mode="closed") as svc:
+        response = await svc.client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["rate_limit"]["status"] == "down"
+    assert body["checks"]["redis"]["status"] == "degraded"
+
+
 @pytest.mark.redis
 async def test_readyz_is_ok_with_a_reachable_redis_and_revocations_in_sync(
     in_process: Callable[..., Any], redis_url: str, redis_prefix: str
