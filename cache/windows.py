@@ -140,7 +140,7 @@ class MemoryWindows:
                     state[1], state[2] = state[2], 0
                 else:  # idle for two windows or more: nothing left to count
                     state[0], state[1], state[2] = now, 0, 0
-            left = state[0] + window - now
+            left = window - (now - state[0])  # exact for a fresh window: 60, not 60.000000001
             if int(state[1] * left / window) + state[2] + cost > limit.amount:
                 allowed = False
             usage = Usage(limit, int(state[1]), int(state[2]), left)
