@@ -12,34 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.pool import ADD_CALL, JWKS_PATH, bearer_headers, call_add, pool_env
 from tests.support.processes import JwksServer, RedisServer, ServiceProcess, cli
-from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, TokenFactory, jwks_of, rsa_key
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 SECRET = "integration-secret-" + "x" * 20
 COOLDOWN = 1.0
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
-HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 def fleet_env(jwks: JwksServer, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    return {
-        "APP_ENV": "test",
-        "COGNITO_REGION": REGION,
-        "USER_POOL_ID": POOL_ID,
-        "APP_CLIENT_ID": CLIENT_ID,
-        "COGNITO_JWKS_URL": jwks.url,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "TOKEN_CACHE_SECRET": SECRET,
-        "JWKS_KID_MISS_COOLDOWN_SECONDS": str(COOLDOWN),
-        "IP_RATE_LIMIT": "off",  # the floods below come from one address on purpose
+    return pool_env(
+        jwks.url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=prefix,
+        TOKEN_CACHE_SECRET=SECRET,
+        JWKS_KID_MISS_COOLDOWN_SECONDS=str(COOLDOWN),
+        IP_RATE_LIMIT="off",  # the floods below come from one address on purpose
         **extra,
-    }
+    )
 
 
 def start_fleet(env: dict[str, str], cwd: Path, size: int = 3) -> list[ServiceProcess]:
@@ -54,18 +44,13 @@ def start_fleet(env: dict[str, str], cwd: Path, size: int = 3) -> list[ServicePr
     return fleet
 
 
-def call(replica: ServiceProcess, token: str, timeout: float = 10) -> httpx.Response:
-    return httpx.post(
-        f"{replica.url}/mcp",
-        json=CALL,
-        headers={**HEADERS, "Authorization": f"Bearer {token}"},
-        timeout=timeout,
-    )
+def call(replica: ServiceProcess, token: str) -> httpx.Response:
+    return call_add(replica.url, token, timeout=10)
 
 
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[JwksServer]:
-    with JwksServer(jwks_of(rsa_key()), f"/{POOL_ID}/.well-known/jwks.json").running() as server:
+    with JwksServer(jwks_of(rsa_key()), JWKS_PATH).running() as server:
         yield server
 
 
@@ -123,9 +108,7 @@ def test_random_kids_cost_at_most_one_fetch_per_cooldown_window(
             async def one(n: int, token: str) -> int:
                 async with limit:
                     response = await client.post(
-                        f"{fleet[n % 3].url}/mcp",
-                        json=CALL,
-                        headers={**HEADERS, "Authorization": f"Bearer {token}"},
+                        f"{fleet[n % 3].url}/mcp", json=ADD_CALL, headers=bearer_headers(token)
                     )
                     return response.status_code
 

@@ -6,45 +6,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-
+from tests.support.pool import JWKS_PATH, call_add, pool_env
 from tests.support.processes import JwksServer, ServiceProcess, free_port
-from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, TokenFactory, jwks_of, rsa_key
-
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
-
-
-def post(url: str, token: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/mcp",
-        json=CALL,
-        headers={
-            "Accept": "application/json, text/event-stream",
-            "Authorization": f"Bearer {token}",
-        },
-        timeout=30,
-    )
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 
 def test_unreachable_jwks_gives_503_then_recovers(tmp_path: Path) -> None:
-    jwks = JwksServer(jwks_of(rsa_key()), f"/{POOL_ID}/.well-known/jwks.json", port=free_port())
-    env = {
-        "APP_ENV": "test",
-        "COGNITO_REGION": REGION,
-        "USER_POOL_ID": POOL_ID,
-        "APP_CLIENT_ID": CLIENT_ID,
-        "COGNITO_JWKS_URL": jwks.url,
-        "JWKS_TIMEOUT_SECONDS": "2",
-        "JWKS_FAILURE_BACKOFF_SECONDS": "0.5",
-    }
+    jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH, port=free_port())
+    env = pool_env(jwks.url, JWKS_TIMEOUT_SECONDS="2", JWKS_FAILURE_BACKOFF_SECONDS="0.5")
     token = TokenFactory().token()
     with ServiceProcess(env, tmp_path) as service:
-        refused = post(service.url, token)
+        refused = call_add(service.url, token)
         assert refused.status_code == 503, refused.text
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["reason"] == "jwks_unavailable"
@@ -52,7 +24,7 @@ def test_unreachable_jwks_gives_503_then_recovers(tmp_path: Path) -> None:
         with jwks.running():
             deadline = time.monotonic() + 10
             while True:
-                response = post(service.url, token)
+                response = call_add(service.url, token)
                 if response.status_code == 200 or time.monotonic() > deadline:
                     break
                 assert response.status_code == 503
@@ -64,14 +36,8 @@ def test_unreachable_jwks_gives_503_then_recovers(tmp_path: Path) -> None:
 
 def test_a_jwks_endpoint_that_answers_an_error_gives_503(tmp_path: Path) -> None:
     jwks = JwksServer(jwks_of(rsa_key()), "/elsewhere/jwks.json")
-    env = {
-        "APP_ENV": "test",
-        "COGNITO_REGION": REGION,
-        "USER_POOL_ID": POOL_ID,
-        "APP_CLIENT_ID": CLIENT_ID,
-        "COGNITO_JWKS_URL": f"http://127.0.0.1:{jwks.port}/missing.json",
-    }
+    env = pool_env(f"http://127.0.0.1:{jwks.port}/missing.json")
     with jwks.running(), ServiceProcess(env, tmp_path) as service:
-        response = post(service.url, TokenFactory().token())
+        response = call_add(service.url, TokenFactory().token())
     assert response.status_code == 503
     assert "retry-after" in response.headers

@@ -15,17 +15,13 @@ import httpx
 import pytest
 import redis
 
+from tests.support.pool import ADD_CALL, JWKS_PATH, bearer_headers, pool_env
 from tests.support.processes import JwksServer, ServiceProcess
-from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, TokenFactory, jwks_of, rsa_key
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 pytestmark = pytest.mark.redis
 
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
+CALL = ADD_CALL
 
 
 @pytest.fixture
@@ -41,23 +37,11 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[JwksServer]:
-    with JwksServer(jwks_of(rsa_key()), f"/{POOL_ID}/.well-known/jwks.json").running() as server:
+    with JwksServer(jwks_of(rsa_key()), JWKS_PATH).running() as server:
         yield server
 
 
-def pool_env(jwks: JwksServer, **extra: str) -> dict[str, str]:
-    return {
-        "APP_ENV": "test",
-        "COGNITO_REGION": REGION,
-        "USER_POOL_ID": POOL_ID,
-        "APP_CLIENT_ID": CLIENT_ID,
-        "COGNITO_JWKS_URL": jwks.url,
-        **extra,
-    }
-
-
-def headers(token: str) -> dict[str, str]:
-    return {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"}
+headers = bearer_headers
 
 
 async def post_all(urls: list[str], token: str, total: int) -> list[httpx.Response]:
@@ -76,7 +60,7 @@ def test_four_replicas_share_one_budget_per_subject(
     tmp_path: Path, jwks: JwksServer, redis_url: str, key_prefix: str
 ) -> None:
     env = pool_env(
-        jwks,
+        jwks.url,
         REDIS_URL=redis_url,
         RATE_LIMIT="50/minute",
         RATE_LIMIT_KEY_PREFIX=key_prefix,
@@ -114,7 +98,7 @@ def test_four_replicas_share_one_budget_per_subject(
 def test_the_ip_limit_refuses_a_junk_token_flood_before_verifying_it(
     tmp_path: Path, jwks: JwksServer
 ) -> None:
-    env = pool_env(jwks, IP_RATE_LIMIT="10/minute", LOG_LEVEL="INFO")
+    env = pool_env(jwks.url, IP_RATE_LIMIT="10/minute", LOG_LEVEL="INFO")
     forged = TokenFactory().token(key=rsa_key("attacker"))  # well formed: costs an RSA verify
     with ServiceProcess(env, tmp_path) as service:
         responses = [

@@ -9,28 +9,15 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.pool import ADD_CALL, JWKS_PATH, bearer_headers, pool_env
 from tests.support.processes import JwksServer, ServiceProcess
-from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, TokenFactory, jwks_of, rsa_key
-
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 
 def test_sigterm_drains_requests_in_flight(tmp_path: Path) -> None:
-    jwks = JwksServer(jwks_of(rsa_key()), f"/{POOL_ID}/.well-known/jwks.json")
+    jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
     jwks.delay = 1.5  # every request below waits on this one slow JWKS download
-    env = {
-        "APP_ENV": "test",
-        "COGNITO_REGION": REGION,
-        "USER_POOL_ID": POOL_ID,
-        "APP_CLIENT_ID": CLIENT_ID,
-        "COGNITO_JWKS_URL": jwks.url,
-        "SHUTDOWN_GRACE_SECONDS": "10",
-    }
+    env = pool_env(jwks.url, SHUTDOWN_GRACE_SECONDS="10")
     token = TokenFactory().token()
     with jwks.running():
         server = ServiceProcess(env, tmp_path)
@@ -43,12 +30,7 @@ def test_sigterm_drains_requests_in_flight(tmp_path: Path) -> None:
 
                 async def one() -> int:
                     response = await client.post(
-                        f"{server.url}/mcp",
-                        json=CALL,
-                        headers={
-                            "Accept": "application/json, text/event-stream",
-                            "Authorization": f"Bearer {token}",
-                        },
+                        f"{server.url}/mcp", json=ADD_CALL, headers=bearer_headers(token)
                     )
                     return response.status_code
 

@@ -7,53 +7,36 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import redis
 
+from tests.support.pool import JWKS_PATH, call_add, pool_env
 from tests.support.processes import JwksServer, RedisServer, ServiceProcess
 from tests.support.proxy import LatencyProxy
-from tests.support.tokens import CLIENT_ID, POOL_ID, REGION, TokenFactory, jwks_of, rsa_key
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
 TIMEOUT = 0.5
 
 
 def call(url: str, token: str) -> tuple[int, float]:
     started = time.monotonic()
-    response = httpx.post(
-        f"{url}/mcp",
-        json=CALL,
-        headers={
-            "Accept": "application/json, text/event-stream",
-            "Authorization": f"Bearer {token}",
-        },
-        timeout=30,
-    )
+    response = call_add(url, token)
     return response.status_code, time.monotonic() - started
 
 
 def test_requests_stay_within_the_redis_timeout_budget(tmp_path: Path) -> None:
-    jwks = JwksServer(jwks_of(rsa_key()), f"/{POOL_ID}/.well-known/jwks.json")
+    jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
     with jwks.running(), RedisServer(tmp_path) as redis_server:
         proxy = LatencyProxy(redis_server.port)
         with proxy.running():
-            env = {
-                "APP_ENV": "test",
-                "COGNITO_REGION": REGION,
-                "USER_POOL_ID": POOL_ID,
-                "APP_CLIENT_ID": CLIENT_ID,
-                "COGNITO_JWKS_URL": jwks.url,
-                "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
-                "REDIS_KEY_PREFIX": f"slow-{uuid.uuid4().hex[:8]}",
-                "TOKEN_CACHE_SECRET": "slow-redis-secret-" + "x" * 20,
-                "TOKEN_CACHE_L2": "true",  # every L1 miss reads and writes Redis
-                "REDIS_TIMEOUT_SECONDS": str(TIMEOUT),
-            }
+            env = pool_env(
+                jwks.url,
+                REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0",
+                REDIS_KEY_PREFIX=f"slow-{uuid.uuid4().hex[:8]}",
+                TOKEN_CACHE_SECRET="slow-redis-secret-" + "x" * 20,
+                TOKEN_CACHE_L2="true",  # every L1 miss reads and writes Redis
+                REDIS_TIMEOUT_SECONDS=str(TIMEOUT),
+                RATE_LIMIT="off",  # this test is about the shared caches' Redis calls
+            )
             factory = TokenFactory()
             with ServiceProcess(env, tmp_path) as server:
                 assert call(server.url, factory.token())[0] == 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -12,39 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cache.jwks import (
     InvalidJwksError,
     JwksCache,
-    JwksFetchError,
     JwksUnavailableError,
     UnknownKeyError,
     parse_jwks,
 )
 from mcp_service.issuer import public_jwk
+from tests.support.fleet import Clock, Endpoint
 from tests.support.tokens import jwks_of, kid_of, rsa_key
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Endpoint:
-    """A JWKS endpoint that counts fetches, can fail, and can be slow."""
-
-    def __init__(self, *keys: rsa.RSAPrivateKey) -> None:
-        self.document: Any = jwks_of(*keys)
-        self.fetches = 0
-        self.down = False
-        self.delay = 0.0
-
-    async def __call__(self) -> bytes:
-        self.fetches += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.down:
-            raise JwksFetchError("endpoint down")
-        return json.dumps(self.document).encode()
 
 
 def cache(endpoint: Endpoint, clock: Clock, **options: float) -> JwksCache:
@@ -99,8 +72,9 @@ async def test_unknown_kids_refresh_at_most_once_per_cooldown_window() -> None:
     endpoint, clock = Endpoint(rsa_key()), Clock()
     keys = cache(endpoint, clock, kid_miss_cooldown=10.0)
     await keys.get_key(PRIMARY)
+    start = clock.now
     for second in range(30):
-        clock.now = 1000.0 + second
+        clock.now = start + second
         for n in range(20):
             with pytest.raises(UnknownKeyError):
                 await keys.get_key(f"junk-{second}-{n}")
