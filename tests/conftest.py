@@ -44,3 +44,9 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def key_prefix(redis_prefix: str) -> str:
+    """A rate-limit key prefix (RATE_LIMIT_KEY_PREFIX ends in ':') of this test's own."""
+    return f"{redis_prefix}:"

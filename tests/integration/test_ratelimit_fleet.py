@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.support.pool import ADD_CALL, JWKS_PATH, bearer_headers, pool_env
 from tests.support.processes import JwksServer, ServiceProcess
@@ -22,17 +20,6 @@ from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 pytestmark = pytest.mark.redis
 
 CALL = ADD_CALL
-
-
-@pytest.fixture
-def key_prefix(redis_url: str) -> Iterator[str]:
-    """A prefix of this test's own on the shared Redis; its keys are deleted afterwards."""
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -21,16 +20,6 @@ from tests.support.tokens import TokenFactory
 pytestmark = pytest.mark.redis
 
 ADD = rpc("tools/call", {"name": "add", "arguments": {"a": 5, "b": 3}})
-
-
-@pytest.fixture
-def key_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture
