@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import require_scopes
 from fastmcp.server.dependencies import get_access_token
 from mcp.types import ToolAnnotations
+from pydantic import Field
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
-def add(a: int | float, b: int | float) -> int | float:
+Number: TypeAlias = int | Annotated[float, Field(allow_inf_nan=False)]
+
+
+def add(a: Number, b: Number) -> int | float:
     """Add two numbers and return the sum."""
-    return a + b
+    total = a + b
+    if isinstance(total, float) and not math.isfinite(total):
+        raise ToolError("the sum is too large to represent")
+    return total
 
 
 def get_user_info() -> dict[str, Any]:

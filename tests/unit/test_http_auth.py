@@ -382,3 +382,30 @@ async def test_cors_is_off_by_default() -> None:
             "/mcp", json=ADD, headers={**MCP_HEADERS, "Origin": "https://evil.example"}
         )
     assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [({"a": 5, "b": 3}, 8), ({"a": 2.5, "b": 0.25}, 2.75), ({"a": -1, "b": 1}, 0)],
+)
+async def test_add_returns_the_sum(
+    tokens: TokenFactory, arguments: dict[str, Any], expected: float
+) -> None:
+    call = rpc("tools/call", {"name": "add", "arguments": arguments})
+    async with running(make_service().app) as client:
+        response = await client.post("/mcp", json=call, headers=bearer(tokens.token()))
+    assert structured(response) == {"result": expected}
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"a": "1e400", "b": 1}, {"a": 1e308, "b": 1e308}, {"a": "five", "b": 1}, {"a": 1}],
+)
+async def test_add_refuses_what_is_not_a_finite_sum(
+    tokens: TokenFactory, arguments: dict[str, Any]
+) -> None:
+    call = rpc("tools/call", {"name": "add", "arguments": arguments})
+    async with running(make_service().app) as client:
+        response = await client.post("/mcp", json=call, headers=bearer(tokens.token()))
+    body = response.json()
+    assert "error" in body or body["result"]["isError"] is True
