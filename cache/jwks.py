@@ -289,8 +289,11 @@ class JwksCache:
         assert self._shared is not None
         shared_doc = await self._shared.read()
         stale = shared_doc is None or shared_doc.fetched_at <= self._fetched_at
-        if stale and wait and await self._shared.locked():  # another replica is fetching now
-            shared_doc = await self._shared.wait_for_newer(self._fetched_at, self._shared_wait)
+        if stale and wait:
+            if await self._shared.locked():  # another replica is fetching now: wait for it
+                shared_doc = await self._shared.wait_for_newer(self._fetched_at, self._shared_wait)
+            else:  # it may have stored and unlocked between our read and this check
+                shared_doc = await self._shared.read()
         if shared_doc is None or shared_doc.fetched_at <= self._fetched_at:
             return False
         age = self._clock() - shared_doc.fetched_at
