@@ -84,7 +84,7 @@ class Service:
     issuer: LocalIssuer | None
     shared: SharedRedis
     revocations: RevocationListener | None
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics | None = None  # None: METRICS_ENABLED=false
     readiness: Readiness = field(default_factory=Readiness)
     limiter: SubjectLimiter | None = None
     ip_limit: IpRateLimit | None = None
@@ -94,10 +94,17 @@ class Service:
 def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) -> Service:
     """Wire the service. `jwks_fetch` replaces the JWKS download (tests, emulators)."""
     issuer = _local_issuer(settings) if settings.embedded_issuer else None
-    metrics = Metrics(tools=TOOL_NAMES, auth_outcomes=["ok", *(reason.value for reason in Reason)])
-    readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=metrics.readiness)
+    metrics = None
+    if settings.metrics_enabled:
+        outcomes = ["ok", *(reason.value for reason in Reason)]
+        metrics = Metrics(tools=TOOL_NAMES, auth_outcomes=outcomes)
+    readiness = Readiness(
+        timeout=settings.readiness_timeout_seconds,
+        on_report=metrics.readiness if metrics else None,
+    )
     shared = shared_redis(settings)
-    shared.on_operation = metrics.shared_redis_operation
+    if metrics is not None:
+        shared.on_operation = metrics.shared_redis_operation
     sealer = sealer_for(settings) if shared.enabled else None
     if shared.enabled and sealer is None:
         log.warning(
@@ -115,7 +122,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     shared_jwks = None
     if sealer is not None and issuer is None:
         shared_jwks = SharedJwks(
-            shared, sealer, settings.jwks_url, on_event=partial(metrics.shared_cache_event, "jwks")
+            shared, sealer, settings.jwks_url, on_event=_hook(metrics, "shared_cache_event", "jwks")
         )
     jwks = JwksCache(
         fetch,
@@ -125,7 +132,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         stale_max=settings.jwks_stale_max_seconds,
         shared=shared_jwks,
         shared_wait=settings.jwks_shared_wait_seconds,
-        on_fetch=metrics.jwks_fetch,
+        on_fetch=metrics.jwks_fetch if metrics else None,
     )
     verifier = CognitoVerifier(
         VerifierConfig(
@@ -143,12 +150,12 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         LocalTokenCache[Identity](settings.token_cache_max_entries),
         required_scopes=settings.required_scopes,
         shared=(
-            SharedTokenStore(shared, sealer, on_event=partial(metrics.shared_cache_event, "token"))
+            SharedTokenStore(shared, sealer, on_event=_hook(metrics, "shared_cache_event", "token"))
             if sealer is not None and settings.token_cache_l2
             else None
         ),
         revoked=revoked,
-        on_cache=metrics.token_cache_lookup,
+        on_cache=metrics.token_cache_lookup if metrics else None,
     )
     listener = None
     if shared.enabled:
@@ -156,12 +163,13 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
 
         def on_revoked(revocation: Revocation) -> None:
             authenticator.forget(revocation)
-            metrics.revocations_in_force(len(revoked))
+            if metrics is not None:
+                metrics.revocations_in_force(len(revoked))
 
         listener = RevocationListener(store, revoked, on_revoked=on_revoked)
     limiter = _subject_limiter(settings)
     if limiter is not None:
-        limiter.on_decision = partial(metrics.rate_limit_decision, "subject")
+        limiter.on_decision = _hook(metrics, "rate_limit_decision", "subject")
     _readiness_checks(readiness, jwks, shared, listener, limiter)
 
     @asynccontextmanager
@@ -181,7 +189,8 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
                 await limiter.close()
             await http.aclose()
             await shared.close()
-            metrics.process_exiting()
+            if metrics is not None:
+                metrics.process_exiting()
 
     mcp: FastMCP[Any] = FastMCP("mcp-service", lifespan=lifespan)
     register_tools(mcp, settings.tool_scopes, timeout=settings.tool_timeout_seconds or None)
@@ -191,10 +200,12 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         scopes.update(issuer.scopes)
     metadata = ResourceMetadata(challenge, settings.issuer, scopes)
     public = _public_routes(mcp, metadata, issuer, settings, readiness, metrics)
-    mcp.add_middleware(ToolCallMetrics(metrics))
+    if metrics is not None:
+        mcp.add_middleware(ToolCallMetrics(metrics))
 
     def on_outcome(outcome: str) -> None:
-        metrics.auth_outcome(outcome)
+        if metrics is not None:
+            metrics.auth_outcome(outcome)
         if outcome != "ok":
             annotate("reason", outcome)
 
@@ -211,13 +222,15 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     )
     in_flight = ip_limit = None
     if settings.max_in_flight:
-        app = in_flight = InFlightLimit(app, settings.max_in_flight, on_shed=metrics.request_shed)
+        app = in_flight = InFlightLimit(
+            app, settings.max_in_flight, on_shed=metrics.request_shed if metrics else None
+        )
     if settings.ip_rate_limit != "off":
         app = ip_limit = IpRateLimit(
             app,
             parse_limits(settings.ip_rate_limit),
             proxies=TrustedProxies(settings.trusted_proxies),
-            on_decision=partial(metrics.rate_limit_decision, "ip"),
+            on_decision=_hook(metrics, "rate_limit_decision", "ip"),
         )
     app = BodyLimit(app, settings.max_body_bytes)
     if settings.cors_allow_origins:
@@ -246,6 +259,11 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         ip_limit,
         in_flight,
     )
+
+
+def _hook(metrics: Metrics | None, name: str, first: str) -> Any:
+    """`metrics.<name>` with its first argument bound, or None when metrics are off."""
+    return partial(getattr(metrics, name), first) if metrics is not None else None
 
 
 def _subject_limiter(settings: Settings) -> SubjectLimiter | None:
@@ -308,7 +326,7 @@ def _public_routes(
     issuer: LocalIssuer | None,
     settings: Settings,
     readiness: Readiness,
-    metrics: Metrics,
+    metrics: Metrics | None,
 ) -> set[str]:
     """Register the routes that need no token and return their paths (BearerAuth's allow-list)."""
     public: set[str] = set()
@@ -319,7 +337,7 @@ def _public_routes(
 
     route("/healthz", ["GET"], healthz)
     route("/readyz", ["GET"], readiness.endpoint)
-    if not settings.metrics_port:  # else served on a port of its own (cli.py)
+    if metrics is not None and not settings.metrics_port:  # else on a port of its own (cli.py)
         route("/metrics", ["GET"], metrics.endpoint)
     for path in metadata.paths:
         route(path, ["GET"], metadata.endpoint)

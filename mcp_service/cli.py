@@ -141,7 +141,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # loopback by default); the per-IP limit reads the same list.
         "forwarded_allow_ips": ",".join(settings.trusted_proxies),
     }
-    if args.workers > 1:
+    if args.workers > 1 and not settings.metrics_enabled:
+        uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
+    elif args.workers > 1:
         from observability.metrics import multiprocess_mode, multiprocess_registry
 
         # Each worker writes its samples to files here; any worker's /metrics (or the metrics
@@ -157,7 +159,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             service = build_service(settings)
         except Exception as exc:  # e.g. an unusable issuer key file
             raise CommandError(str(exc)) from None
-        if settings.metrics_port:
+        if settings.metrics_port and service.metrics is not None:
             _serve_metrics(settings, args.host, service.metrics.registry)
         uvicorn.run(service.app, **common)
     return 0

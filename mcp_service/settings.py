@@ -121,6 +121,7 @@ class Settings(BaseSettings):
 
     # Observability.
     access_log: bool = False
+    metrics_enabled: bool = True  # false: no /metrics, no samples recorded (~1.4 % of a call)
     metrics_port: int = Field(default=0, ge=0, le=65_535)  # 0: /metrics on the main port
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     readiness_interval_seconds: float = Field(default=10.0, ge=1, le=3600)
@@ -371,6 +372,8 @@ class Settings(BaseSettings):
 
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
         problems: list[Problem] = []
+        if self.metrics_port and not self.metrics_enabled:
+            problems.append(("METRICS_PORT", "is set but METRICS_ENABLED is false"))
         if self.embedded_issuer:
             problems.extend(self._embedded_issuer_problems(host))
             return problems
