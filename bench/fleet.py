@@ -2,7 +2,8 @@
 one subject's rate limit holds when its calls are spread over the replicas.
 
     uv run python bench/fleet.py [--sizes 1 2 4 8] [--rl-sizes 1 2 4] [--rotations 3]
-                                 [--limit 50] [--calls 150] [--rl-rounds 3] [--no-baseline]
+                                 [--cooldown 1] [--limit 50] [--calls 150] [--rl-rounds 3]
+                                 [--no-baseline]
 
 For each fleet size N, N real `mcp-service serve` processes (started at once, then waited on
 until /readyz says ok) share one Redis (127.0.0.1:6379 or REDIS_URL, keys under a prefix of
@@ -17,7 +18,8 @@ JWKS (every size in --sizes):
             every 50 ms until it admits it: `refused for` is the time from the rotation's
             calls until the last replica admitted the token, `+fetches` the IdP fetches that
             took. Repeated --rotations times, each after the kid-miss cooldown
-            (JWKS_KID_MISS_COOLDOWN_SECONDS=1 here) has passed.
+            (JWKS_KID_MISS_COOLDOWN_SECONDS, --cooldown: 1 s, not the default 10, so
+            rotations can follow each other quickly) has passed.
 Rate limit (every size in --rl-sizes): RATE_LIMIT=<limit>/minute; --calls calls of one fresh
 subject, round-robin over the replicas, 32 in flight at once; admitted (200) against the limit.
 Repeated --rl-rounds times with a new subject each time.
@@ -59,7 +61,6 @@ from tests.support.processes import JwksServer, ServiceProcess
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 SECRET = "bench-fleet-secret-" + "x" * 24
-COOLDOWN = 1.0  # JWKS_KID_MISS_COOLDOWN_SECONDS: short, so rotations can follow each other
 IN_FLIGHT = 32
 _FETCHES = re.compile(r'^mcp_jwks_fetches_total\{result="(\w+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
@@ -86,10 +87,12 @@ class Results:
     rate_limit: list[dict[str, Any]] = field(default_factory=list)
 
 
-def fleet_env(jwks: JwksServer, redis_url: str, shared: bool, limit: int) -> dict[str, str]:
+def fleet_env(
+    jwks: JwksServer, redis_url: str, shared: bool, limit: int, cooldown: float
+) -> dict[str, str]:
     tag = uuid.uuid4().hex[:12]
     extra = {
-        "JWKS_KID_MISS_COOLDOWN_SECONDS": str(COOLDOWN),
+        "JWKS_KID_MISS_COOLDOWN_SECONDS": str(cooldown),
         "RATE_LIMIT": f"{limit}/minute",
         "IP_RATE_LIMIT": "off",  # every call comes from 127.0.0.1
         "LOG_LEVEL": "WARNING",
@@ -115,9 +118,11 @@ def wait_ok(replica: ServiceProcess, timeout: float = 90) -> None:
 
 
 @contextlib.contextmanager
-def fleet_of(size: int, shared: bool, redis_url: str, limit: int, workdir: Path) -> Iterator[Fleet]:
+def fleet_of(
+    size: int, shared: bool, redis_url: str, limit: int, cooldown: float, workdir: Path
+) -> Iterator[Fleet]:
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH).start()
-    env = fleet_env(jwks, redis_url, shared, limit)
+    env = fleet_env(jwks, redis_url, shared, limit, cooldown)
     replicas = [ServiceProcess(env, workdir) for _ in range(size)]
     fleet = Fleet(
         size, shared, replicas, jwks, (env["REDIS_KEY_PREFIX"], env["RATE_LIMIT_KEY_PREFIX"])
@@ -195,7 +200,7 @@ async def recover(
     return last
 
 
-async def jwks_run(fleet: Fleet, rotations: int) -> dict[str, Any]:
+async def jwks_run(fleet: Fleet, rotations: int, cooldown: float) -> dict[str, Any]:
     jwks = fleet.jwks
     ready_fetches = jwks.requests
     async with httpx.AsyncClient(timeout=30) as client:
@@ -205,7 +210,7 @@ async def jwks_run(fleet: Fleet, rotations: int) -> dict[str, Any]:
         for number in range(1, rotations + 1):
             key = rsa_key(f"rotation-{number}")
             jwks.document = jwks_of(rsa_key(), key)  # two keys side by side, as Cognito does
-            await asyncio.sleep(COOLDOWN + 0.2)  # the previous rotation's kid-miss window ends
+            await asyncio.sleep(cooldown + 0.2)  # the previous rotation's kid-miss window ends
             before = jwks.requests
             token = TokenFactory(key=key).token(sub=f"bench-rotation-{number}")
             sent = time.perf_counter()
@@ -213,7 +218,7 @@ async def jwks_run(fleet: Fleet, rotations: int) -> dict[str, Any]:
             await asyncio.sleep(0.3)  # anything the rotation set off in the background
             fetches = jwks.requests - before
             refusing = [u for u, a in zip(fleet.urls, answers, strict=True) if a.status != 200]
-            recovered = await recover(client, refusing, token, sent, 4 * COOLDOWN + 5)
+            recovered = await recover(client, refusing, token, sent, 4 * cooldown + 5)
             rounds.append(
                 {
                     "fetches": fetches,
@@ -280,9 +285,13 @@ def run(args: argparse.Namespace) -> Results:
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as workdir:
         for shared in modes:
             for size in sorted(set(args.sizes) | set(args.rl_sizes)):
-                with fleet_of(size, shared, args.redis, args.limit, Path(workdir)) as fleet:
+                with fleet_of(
+                    size, shared, args.redis, args.limit, args.cooldown, Path(workdir)
+                ) as fleet:
                     if size in args.sizes:
-                        results.jwks.append(asyncio.run(jwks_run(fleet, args.rotations)))
+                        results.jwks.append(
+                            asyncio.run(jwks_run(fleet, args.rotations, args.cooldown))
+                        )
                     if size in args.rl_sizes:
                         for round_ in range(1, args.rl_rounds + 1):
                             results.rate_limit.append(
@@ -304,7 +313,8 @@ def report(results: Results, args: argparse.Namespace, seconds: float) -> None:
     )
     print()
     print(
-        f"JWKS fetches from the IdP (kid-miss cooldown {COOLDOWN:g} s, {args.rotations} rotations)"
+        f"JWKS fetches from the IdP (kid-miss cooldown {args.cooldown:g} s, "
+        f"{args.rotations} rotations)"
     )
     print(
         f"{'replicas':>8} {'sharing':>7} {'start s':>7} {'cold':>4} {'per rotation':>12} "
@@ -349,7 +359,7 @@ def report(results: Results, args: argparse.Namespace, seconds: float) -> None:
             "python": platform.python_version(),
         },
         "settings": {
-            "kid_miss_cooldown_s": COOLDOWN,
+            "kid_miss_cooldown_s": args.cooldown,
             "rotations": args.rotations,
             "limit_per_minute": args.limit,
             "calls": args.calls,
@@ -369,7 +379,8 @@ if __name__ == "__main__":
         "--redis", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--rl-sizes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rl-sizes", type=int, nargs="*", default=[1, 2, 4])
+    parser.add_argument("--cooldown", type=float, default=1.0, help="kid-miss cooldown, s")
     parser.add_argument("--rotations", type=int, default=3)
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--calls", type=int, default=150)
