@@ -2,7 +2,8 @@
 hides /metrics, routes /oauth2/token, and fails a POST over to another replica when the first
 cannot be reached.
 
-The committed upstream.conf is used with its compose addresses swapped for loopback ports, so the
+The committed upstream.conf is used with its compose addresses swapped for loopback ports
+(tests/support/nginx.py, shared with the rolling-restart test in tests/faults), so the
 parameters under test (max_fails, keepalive...) are the ones compose runs with. Replicas are
 `mcp-service serve` processes in APP_ENV=local sharing one issuer key, so a token from any of
 them verifies on all; every process is stopped by PID at the end.
@@ -27,35 +28,10 @@ import httpx
 import pytest
 from conftest import ROOT, free_port, require_tool
 
-NGINX_DIR = ROOT / "deploy/nginx"
-COMPOSE_ADDRESSES = ("172.28.80.11", "172.28.80.12", "172.28.80.13")
-ISSUER_ADDRESS = "172.28.80.20"
+from tests.support.nginx import NGINX_DIR, nginx_dir, nginx_test
+
 LOCAL_CLIENT = ("mcp-local-client", "mcp-local-secret")
 STARTUP_SECONDS = 30
-
-
-def nginx_dir(target: Path, replica_ports: list[int], issuer_port: int, listen: int) -> Path:
-    """deploy/nginx copied to `target`, upstream addresses and the listen port substituted."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(NGINX_DIR / "nginx.conf", target / "nginx.conf")
-    upstream = (NGINX_DIR / "upstream.conf").read_text()
-    for address, port in zip(COMPOSE_ADDRESSES, replica_ports, strict=True):
-        upstream = upstream.replace(f"{address}:8000", f"127.0.0.1:{port}")
-    upstream = upstream.replace(f"{ISSUER_ADDRESS}:8000", f"127.0.0.1:{issuer_port}")
-    assert "172.28." not in upstream
-    (target / "upstream.conf").write_text(upstream)
-    (target / "listen.conf").write_text(f"listen 127.0.0.1:{listen};\n")
-    return target
-
-
-def nginx_test(nginx: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [nginx, "-t", "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_nginx_accepts_the_compose_configuration(tmp_path: Path) -> None:
