@@ -2,7 +2,7 @@
 one subject's rate limit holds when its calls are spread over the replicas.
 
     uv run python bench/fleet.py [--sizes 1 2 4 8] [--rl-sizes 1 2 4] [--rotations 3]
-                                 [--cooldown 1] [--limit 50] [--calls 150] [--rl-rounds 3]
+                                 [--cooldown 1] [--limit 50] [--calls 250] [--rl-rounds 3]
                                  [--no-baseline]
 
 For each fleet size N, N real `mcp-service serve` processes (started at once, then waited on
@@ -383,7 +383,7 @@ if __name__ == "__main__":
     parser.add_argument("--cooldown", type=float, default=1.0, help="kid-miss cooldown, s")
     parser.add_argument("--rotations", type=int, default=3)
     parser.add_argument("--limit", type=int, default=50)
-    parser.add_argument("--calls", type=int, default=150)
+    parser.add_argument("--calls", type=int, default=250)
     parser.add_argument("--rl-rounds", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true", help="skip the fleets without Redis")
     arguments = parser.parse_args()
