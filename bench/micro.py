@@ -11,8 +11,10 @@ Each row is one public class doing its job, never a re-implementation of it:
   l2-get             SharedTokenStore.get() alone (redis-py GET + unseal + JSON)
   verify-local       CognitoVerifier.verify(): RS256 with the JWKS already loaded, all the rules
   l1-miss            Authenticator.authenticate() with L1 off and no L2: verify + identity
+  jwks-parse         parse_jwks() of a two-key document (the part of a fetch that is ours)
   jwks-fetch         HttpJwksFetch() + parse_jwks() of a two-key JWKS from a loopback server
-                     (tests.support.processes.JwksServer, HTTP/1.0: a connection per fetch)
+                     (tests.support.processes.JwksServer in a child process, so its CPU is not
+                     in the cpu column; HTTP/1.0: a new connection per fetch)
   jwks-cold          a new JwksCache's first get_key(): the fetch, parse, single-flight plumbing
   revoked-empty      RevocationSet.is_revoked() with nothing revoked (the common case)
   revoked-miss       ... with 10 000 jtis and 1 000 subjects revoked, the token not among them
@@ -25,8 +27,11 @@ Every row is timed `--repeats` times over a batch (the `median` and `spread` col
 the repeats' means: min..max); `p50`/`p90`/`p99` time each call of one more batch on its own, so
 they include the timer (~0.1 us) and matter for the I/O rows. `cpu` is process time per
 operation (median of repeats): on a CPU-bound replica it is what costs throughput; for the Redis
-and HTTP rows the wall time also holds the server's side of the round trip. Redis rows use keys
-under `bench:micro:<random>:` and delete them. Writes bench/results/micro.json.
+and HTTP rows the wall time also holds the server's side of the round trip, and it depends on
+the machine more than on our code: on this 2-vCPU VM a loopback round trip to Redis took
+~100 us when the machine was idle and ~16 us when it was busy (an idle vCPU sleeps and is slow
+to wake), so compare the cpu column across runs. Redis rows use keys under
+`bench:micro:<random>:` and delete them. Writes bench/results/micro.json.
 """
 
 from __future__ import annotations
