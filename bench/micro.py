@@ -29,8 +29,8 @@ they include the timer (~0.1 us) and matter for the I/O rows. `cpu` is process t
 operation (median of repeats): on a CPU-bound replica it is what costs throughput; for the Redis
 and HTTP rows the wall time also holds the server's side of the round trip, and it depends on
 the machine more than on our code: on this 2-vCPU VM a loopback round trip to Redis took
-~100 us when the machine was idle and ~16 us when it was busy (an idle vCPU sleeps and is slow
-to wake), so compare the cpu column across runs. Redis rows use keys under
+~100 us when the machine was idle and ~16 us when other work kept it busy (likely an idle
+vCPU's wake-up time), so compare the cpu column across runs. Redis rows use keys under
 `bench:micro:<random>:` and delete them. Writes bench/results/micro.json.
 """
 
