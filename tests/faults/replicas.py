@@ -48,6 +48,16 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> bool:
+    """Whether `check` returns something truthy within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def readiness(replica: ServiceProcess) -> str:
     """/readyz's overall status ("ok", "degraded", "unavailable"), or "no answer"."""
     try:

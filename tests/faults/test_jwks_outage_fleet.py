@@ -7,18 +7,29 @@ covered here: keys past JWKS_MAX_AGE_SECONDS keep serving while their refreshes 
 the IdP is down), a replica that starts during the outage serves from the fleet's shared copy
 (README, "When Cognito fails"), and after the rotation new-kid tokens work on every replica,
 the one started during the outage included, while the load never sees a failure.
+
+One outage is run for the module (`outage`); each test reads one behaviour off it.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import pytest
 
-from tests.faults.replicas import SECRET, metric, readiness, running_replicas, wait_until
-from tests.support.load import BackgroundLoad, Call, add_call
+from tests.faults.replicas import (
+    SECRET,
+    delete_keys,
+    eventually,
+    metric,
+    readiness,
+    running_replicas,
+)
+from tests.support.load import BackgroundLoad, Call, LoadReport, add_call
 from tests.support.pool import JWKS_PATH, call_add, pool_env
 from tests.support.processes import JwksServer, ServiceProcess
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
@@ -28,20 +39,33 @@ pytestmark = pytest.mark.redis
 MAX_AGE = 10.0  # the smallest JWKS_MAX_AGE_SECONDS allowed
 
 
+@dataclass
+class Outage:
+    report: LoadReport
+    stale_from: float  # time.monotonic() when the keys passed their max age
+    failed_refreshes: float  # JWKS fetch errors of the fleet by then
+    late_readiness: str  # /readyz of the replica started during the outage
+    late_status: int  # its answer to a valid call, the IdP still down
+    late_fetches: float  # its successful fetches from the IdP by then
+    rotated: list[str]  # the replicas where a new-kid token worked within 5 s of the rotation
+    replicas: list[str]
+
+
 def accepts(replica: ServiceProcess, signer: TokenFactory) -> bool:
     return call_add(replica.url, signer.token()).status_code == 200
 
 
-def test_stale_and_shared_keys_serve_through_an_idp_outage_and_a_rotation_lands_everywhere(
-    tmp_path: Path, redis_url: str, redis_prefix: str
-) -> None:
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Outage]:
+    cwd = tmp_path_factory.mktemp("jwks-outage")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     old, new = TokenFactory(), TokenFactory(key=rsa_key("rotated"))
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
     env = pool_env(
         jwks.url,
         REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=redis_prefix,
-        RATE_LIMIT_KEY_PREFIX=f"{redis_prefix}:rl:",
+        REDIS_KEY_PREFIX=prefix,
+        RATE_LIMIT_KEY_PREFIX=f"{prefix}:rl:",
         TOKEN_CACHE_SECRET=SECRET,  # the JWKS is shared through Redis
         JWKS_MAX_AGE_SECONDS=str(int(MAX_AGE)),
         JWKS_KID_MISS_COOLDOWN_SECONDS="1",
@@ -49,41 +73,67 @@ def test_stale_and_shared_keys_serve_through_an_idp_outage_and_a_rotation_lands_
         RATE_LIMIT="100000/minute",
         IP_RATE_LIMIT="off",
     )
-    with jwks.running(), running_replicas(env, tmp_path, 2) as replicas:
-        for replica in replicas:
-            assert call_add(replica.url, old.token()).status_code == 200
-        loaded = time.monotonic()
-        jwks.stop()
+    try:
+        with jwks.running(), running_replicas(env, cwd, 2) as replicas:
+            for replica in replicas:
+                assert call_add(replica.url, old.token()).status_code == 200
+            loaded = time.monotonic()
+            jwks.stop()
 
-        targets = list(replicas)
-        signers = [old]
+            targets = list(replicas)
+            signers = [old]
 
-        def plan(n: int) -> Call:  # a fresh token each time: each call is verified with a key
-            signer = signers[n % len(signers)]
-            return add_call(targets[n % len(targets)].url, signer.token(sub=f"user-{n % 50}"))
+            def plan(n: int) -> Call:  # a fresh token each time: each call is verified
+                signer = signers[n % len(signers)]
+                return add_call(targets[n % len(targets)].url, signer.token(sub=f"u-{n % 50}"))
 
-        late = ServiceProcess(env, tmp_path)
-        load = BackgroundLoad(plan, concurrency=6, duration=90).start()
-        try:
-            time.sleep(max(0.0, loaded + MAX_AGE + 1.0 - time.monotonic()))
-            for replica in replicas:  # the keys are stale now: refreshes were tried, and failed
-                assert metric(replica, "mcp_jwks_fetches_total", result="error") >= 1
-            late.start()  # cold, with the IdP down: only the fleet's shared copy can serve it
-            assert readiness(late) == "ok"
-            assert call_add(late.url, old.token()).status_code == 200
-            assert metric(late, "mcp_jwks_fetches_total", result="ok") == 0  # none from the IdP
-            targets.append(late)
-            time.sleep(1.0)
+            late = ServiceProcess(env, cwd)
+            with BackgroundLoad(plan, concurrency=6, duration=90) as load:
+                try:
+                    time.sleep(max(0.0, loaded + MAX_AGE + 1.0 - time.monotonic()))
+                    failed = sum(
+                        metric(r, "mcp_jwks_fetches_total", result="error") for r in replicas
+                    )
+                    late.start()  # cold, the IdP down: only the fleet's shared copy can serve
+                    late_readiness = readiness(late)
+                    late_status = call_add(late.url, old.token()).status_code
+                    late_fetches = metric(late, "mcp_jwks_fetches_total", result="ok")
+                    targets.append(late)
+                    time.sleep(1.0)
 
-            jwks.document = jwks_of(rsa_key(), rsa_key("rotated"))
-            jwks.start()
-            for replica in targets:
-                wait_until(partial(accepts, replica, new), 5, f"a new-kid token on {replica.url}")
-            signers.append(new)
-            time.sleep(1.0)
-        finally:
-            report = load.report()
-            late.stop()
+                    jwks.document = jwks_of(rsa_key(), rsa_key("rotated"))
+                    jwks.start()
+                    rotated = [r.url for r in targets if eventually(partial(accepts, r, new), 5)]
+                    signers.append(new)
+                    time.sleep(1.0)
+                    report = load.report()
+                finally:
+                    late.stop()
+            yield Outage(
+                report,
+                loaded + MAX_AGE,
+                failed,
+                late_readiness,
+                late_status,
+                late_fetches,
+                rotated,
+                [r.url for r in targets],
+            )
+    finally:
+        delete_keys(redis_url, f"{prefix}:*")
 
-    assert not report.unexpected(), report.summary()
-    assert report.sent_between(loaded + MAX_AGE, report.ended)  # the load ran while stale
+
+def test_stale_keys_keep_serving_while_the_idp_is_down(outage: Outage) -> None:
+    assert outage.failed_refreshes >= 1  # the keys went stale, and refreshing them failed
+    assert outage.report.sent_between(outage.stale_from, outage.report.ended)
+    assert not outage.report.unexpected(), outage.report.summary()
+
+
+def test_a_replica_started_during_the_outage_serves_from_the_shared_copy(outage: Outage) -> None:
+    assert outage.late_readiness == "ok"
+    assert outage.late_status == 200
+    assert outage.late_fetches == 0  # its keys came from Redis, not from the IdP
+
+
+def test_after_the_rotation_new_kid_tokens_work_on_every_replica(outage: Outage) -> None:
+    assert outage.rotated == outage.replicas

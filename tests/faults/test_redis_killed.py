@@ -6,15 +6,20 @@ RATE_LIMIT_FAILURE_MODE=open, valid tokens keep working on local verification an
 counts rate limits in its own memory, every Redis call is bounded by its timeout, and the
 replicas find Redis again on their own: revocations, the shared rate-limit budget and /readyz
 all come back without a restart.
+
+One outage is run for the module (`outage`); each test reads one behaviour off it.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from tests.faults.replicas import (
@@ -25,7 +30,7 @@ from tests.faults.replicas import (
     wait_for_readiness,
     wait_until,
 )
-from tests.support.load import BackgroundLoad, Call, add_call
+from tests.support.load import BackgroundLoad, Call, LoadReport, add_call
 from tests.support.pool import JWKS_PATH, call_add, pool_env
 from tests.support.processes import JwksServer, RedisServer, ServiceProcess, cli
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
@@ -36,11 +41,27 @@ LIMITER_TIMEOUT = 0.25
 # check; 2 s on top for a 2-core machine shared with benchmarks ("nothing hangs", not speed).
 BUDGET = 2 * REDIS_TIMEOUT + LIMITER_TIMEOUT + 2.0
 RL_PREFIX = "kill:v1:rl:"
+POLICY = "ratelimit-policy"
 
 
-def test_valid_calls_survive_redis_killed_mid_load_and_sharing_resumes(tmp_path: Path) -> None:
+@dataclass
+class Outage:
+    report: LoadReport
+    killed: float  # time.monotonic() of the SIGKILL
+    degraded: list[str]  # each replica's /readyz status once Redis was gone
+    restarted: float
+    recovered: float  # every replica's /readyz said "ok" again
+    replicas: list[ServiceProcess]
+    redis: RedisServer
+    env: dict[str, str]
+    cwd: Path
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
+    cwd = tmp_path_factory.mktemp("redis-killed")
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
-    with jwks.running(), RedisServer(tmp_path) as redis_server:
+    with jwks.running(), RedisServer(cwd) as redis_server:
         env = pool_env(
             jwks.url,
             REDIS_URL=redis_server.url,
@@ -58,80 +79,85 @@ def test_valid_calls_survive_redis_killed_mid_load_and_sharing_resumes(tmp_path:
         )
         factory = TokenFactory()
         tokens = [factory.token(sub=f"load-{n % 20}") for n in range(300)]
-        with running_replicas(env, tmp_path, 2) as replicas:
+        with running_replicas(env, cwd, 2) as replicas:
             for replica in replicas:
                 assert readiness(replica) == "ok"
 
             def plan(n: int) -> Call:
                 return add_call(replicas[n % 2].url, tokens[n % len(tokens)])
 
-            load = BackgroundLoad(
-                plan, concurrency=8, duration=90, record_headers=["ratelimit-policy"]
-            ).start()
-            try:
+            load = BackgroundLoad(plan, concurrency=8, duration=90, record_headers=[POLICY])
+            with load:
                 time.sleep(1.5)
                 killed = time.monotonic()
                 redis_server.kill()
-                for replica in replicas:
-                    wait_for_readiness(replica, "degraded", 10)
                 time.sleep(1.0)
+                degraded = [readiness(replica) for replica in replicas]
                 redis_server.start()  # same port, empty: the replicas must find it again
                 restarted = time.monotonic()
                 for replica in replicas:
                     wait_for_readiness(replica, "ok", 20)
                 recovered = time.monotonic()
                 time.sleep(1.0)
-            finally:
                 report = load.report()
-
-            valid = report.of("valid")
-            assert not report.unexpected(), report.summary()
-            assert report.slowest() < BUDGET, report.summary()
-            outage = report.sent_between(killed + 0.5, restarted)
-            assert outage, "no load ran while Redis was down"
-            # Fail-open, as documented: counted per replica, under the fallback policy.
-            assert any('"fallback"' in o.headers.get("ratelimit-policy", "") for o in outage)
-            after = report.sent_between(recovered + 0.5, report.ended)
-            assert after
-            assert all('"default"' in o.headers["ratelimit-policy"] for o in after)
-            assert len(valid) == len(report.outcomes)
-
-            assert_the_shared_budget_counts_on_redis_again(replicas, factory, redis_server.port)
-            assert_a_revocation_reaches_every_replica(replicas, factory, env, tmp_path)
+            yield Outage(
+                report, killed, degraded, restarted, recovered, replicas, redis_server, env, cwd
+            )
 
 
-def assert_the_shared_budget_counts_on_redis_again(
-    replicas: list[ServiceProcess], factory: TokenFactory, port: int
+def test_no_valid_call_fails_while_redis_is_killed_and_restarted(outage: Outage) -> None:
+    report = outage.report
+    assert report.sent_between(outage.killed + 0.5, outage.restarted), "no load during the outage"
+    assert not report.unexpected(), report.summary()
+
+
+def test_no_call_waits_past_the_redis_timeout_budget(outage: Outage) -> None:
+    assert outage.report.slowest() < BUDGET, outage.report.summary()
+
+
+def test_rate_limits_fail_open_per_replica_then_count_on_redis_again(outage: Outage) -> None:
+    during = outage.report.sent_between(outage.killed + 0.5, outage.restarted)
+    assert any('"fallback"' in o.headers.get(POLICY, "") for o in during)
+    after = outage.report.sent_between(outage.recovered + 0.5, outage.report.ended)
+    assert after
+    assert all('"default"' in o.headers[POLICY] for o in after)
+
+
+def test_readiness_says_degraded_while_redis_is_out_and_ok_once_it_is_back(
+    outage: Outage,
 ) -> None:
-    """One subject's calls on either replica draw from one budget, kept in the new Redis."""
+    assert outage.degraded == ["degraded", "degraded"]
+    assert [readiness(replica) for replica in outage.replicas] == ["ok", "ok"]
+
+
+def test_one_subject_draws_from_one_budget_kept_in_the_restarted_redis(outage: Outage) -> None:
     subject = f"after-{uuid.uuid4().hex[:8]}"
-    token = factory.token(sub=subject)
+    token = TokenFactory().token(sub=subject)
     remaining = []
     for n in range(4):
-        response = call_add(replicas[n % 2].url, token)
+        response = call_add(outage.replicas[n % 2].url, token)
         assert response.status_code == 200
-        assert '"default"' in response.headers["ratelimit-policy"]
+        assert '"default"' in response.headers[POLICY]
         remaining.append(int(response.headers["ratelimit-remaining"]))
     assert remaining == [remaining[0] - n for n in range(4)], remaining
-    direct = redis.Redis(port=port)
+    direct = redis.Redis(port=outage.redis.port)
     try:
         assert int(direct.get(f"{RL_PREFIX}{{s:{subject}}}:60") or 0) == 4
     finally:
         direct.close()
 
 
-def assert_a_revocation_reaches_every_replica(
-    replicas: list[ServiceProcess], factory: TokenFactory, env: dict[str, str], cwd: Path
-) -> None:
+def test_a_revocation_after_the_restart_reaches_every_replica(outage: Outage) -> None:
     jti = f"jti-{uuid.uuid4()}"
-    token = factory.token(jti=jti)
-    for replica in replicas:
+    token = TokenFactory().token(jti=jti)
+    for replica in outage.replicas:
         assert call_add(replica.url, token).status_code == 200
-    revoked = cli("revoke", "--jti", jti, "--reason", "fault test", env=shared_env(env), cwd=cwd)
+    env = shared_env(outage.env)
+    revoked = cli("revoke", "--jti", jti, "--reason", "fault test", env=env, cwd=outage.cwd)
     assert revoked.returncode == 0, revoked.stderr
 
     def refused_everywhere() -> bool:
-        answers: list[httpx.Response] = [call_add(r.url, token) for r in replicas]
+        answers: list[httpx.Response] = [call_add(r.url, token) for r in outage.replicas]
         return all(a.status_code == 401 and a.json()["reason"] == "revoked" for a in answers)
 
     wait_until(refused_everywhere, 5, "the revocation reached every replica")
