@@ -268,10 +268,15 @@ class JwksCache:
         if shared is None:
             await self._fetch_from_idp()
             return
-        if kid_miss and not await shared.claim_kid_miss(self._cooldown):
-            # Another replica refreshed for a miss in this window: take what it found.
-            await self._adopt_shared(wait=True)
-            return
+        if kid_miss:
+            claim = await shared.claim_kid_miss(self._cooldown, self._fetched_at)
+            if claim is not None:
+                # Another replica claimed this window's refresh: take what it found, waiting
+                # while its fetch may be under way (it takes the fetch lock only after its
+                # claim, so an unlocked moment in between does not mean it is done).
+                pending = claim.had if claim.age < self._shared_wait else None
+                await self._adopt_shared(wait=True, newer_than=pending)
+                return
         if not kid_miss and await self._adopt_shared(wait=False, fresh_only=True):
             return
         if not await shared.try_lock() and await self._adopt_shared(wait=True):
@@ -284,13 +289,22 @@ class JwksCache:
         finally:
             await shared.release()
 
-    async def _adopt_shared(self, *, wait: bool, fresh_only: bool = False) -> bool:
-        """Use the shared document if it is newer than ours (and usable); True if adopted."""
+    async def _adopt_shared(
+        self, *, wait: bool, fresh_only: bool = False, newer_than: float | None = None
+    ) -> bool:
+        """Use the shared document if it is newer than ours (and usable); True if adopted.
+
+        `newer_than`: another replica is fetching to replace keys fetched at that time, so
+        with `wait`, a shared document not newer than that means its fetch has not landed.
+        """
         assert self._shared is not None
         shared_doc = await self._shared.read()
         stale = shared_doc is None or shared_doc.fetched_at <= self._fetched_at
         if stale and wait:
-            if await self._shared.locked():  # another replica is fetching now: wait for it
+            pending = newer_than is not None and (
+                shared_doc is None or shared_doc.fetched_at <= newer_than
+            )
+            if pending or await self._shared.locked():  # another replica is fetching: wait
                 shared_doc = await self._shared.wait_for_newer(self._fetched_at, self._shared_wait)
             else:  # it may have stored and unlocked between our read and this check
                 shared_doc = await self._shared.read()

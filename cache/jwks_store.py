@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +26,14 @@ from cache.redis import SharedRedis
 from cache.seal import Sealer
 
 EventHook = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class KidMissClaim:
+    """Another replica's claim on this window's kid-miss refresh."""
+
+    age: float  # seconds since it was claimed
+    had: float  # when the keys that replica held at its claim were fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +121,31 @@ class SharedJwks:
     async def locked(self) -> bool:
         return bool(await self._shared.run("jwks_locked", lambda r: r.exists(self._lock_key), 0))
 
-    async def claim_kid_miss(self, cooldown: float) -> bool:
-        """True if this replica may refresh for an unknown kid now (one per window, fleet-wide)."""
+    async def claim_kid_miss(self, cooldown: float, have: float) -> KidMissClaim | None:
+        """Claim this window's refresh for an unknown kid (one per window, fleet-wide).
+
+        `have` is when the keys this replica holds were fetched. None if this replica claimed
+        the window (or Redis cannot arbitrate, and it refreshes for itself); otherwise the
+        other replica's claim, which tells whether its fetch may still be under way.
+        """
         milliseconds = max(1, int(cooldown * 1000))
 
-        async def claim(client: Redis) -> bool:
-            return bool(await client.set(self._miss_key, b"1", nx=True, px=milliseconds))
+        async def claim(client: Redis) -> KidMissClaim | None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(self._miss_key, repr(have).encode(), nx=True, px=milliseconds)
+                pipe.pttl(self._miss_key)
+                pipe.get(self._miss_key)
+                claimed, left, value = await pipe.execute()
+            if claimed:
+                return None
+            try:
+                had = float(value)
+            except (TypeError, ValueError):
+                had = math.inf  # unreadable: treat the claimant as still fetching
+            age = (milliseconds - int(left)) / 1000 if int(left) > 0 else cooldown
+            return KidMissClaim(age=max(0.0, age), had=had)
 
-        return await self._shared.run("jwks_kidmiss", claim, True)
+        return await self._shared.run("jwks_kidmiss", claim, None)
 
     async def wait_for_newer(self, than: float, patience: float) -> SharedDocument | None:
         """Poll briefly for a document fetched after `than` (another replica is fetching)."""

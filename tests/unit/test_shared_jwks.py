@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import fakeredis
@@ -165,3 +166,44 @@ async def test_a_waiting_replica_falls_back_to_fetching_when_the_holder_stalls(
     cache = replica(server, endpoint, Clock(), shared_wait=0.2)
     assert await asyncio.wait_for(cache.get_key(PRIMARY), 5)
     assert endpoint.fetches == 1
+
+
+async def test_a_replica_that_loses_the_kid_miss_claim_waits_for_the_winners_fetch(
+    server: fakeredis.FakeServer,
+) -> None:
+    """The winner claims the window, then takes the fetch lock one round trip later: a loser
+    looking in between sees no lock, yet must wait for the winner's keys, not refuse the kid."""
+    endpoint = Endpoint(rsa_key())
+    loser = replica(server, endpoint, time.time)
+    await loser.refresh()
+    winner = SharedJwks(shared_redis(server), Sealer([SECRET]), JWKS_URL)
+    current = await winner.read()
+    assert current is not None
+    assert await winner.claim_kid_miss(10.0, current.fetched_at) is None  # not yet locked
+
+    async def winner_lands() -> None:
+        await asyncio.sleep(0.05)
+        rotated = json.dumps(jwks_of(rsa_key(), rsa_key("rotated"))).encode()
+        await winner.store(rotated, time.time(), 3600)
+
+    landing = asyncio.create_task(winner_lands())
+    assert await asyncio.wait_for(loser.get_key(ROTATED), 5)
+    await landing
+    assert endpoint.fetches == 1  # the loser's start-up fetch only
+
+
+async def test_a_kid_miss_after_the_winner_landed_is_refused_without_waiting(
+    server: fakeredis.FakeServer,
+) -> None:
+    endpoint = Endpoint(rsa_key())
+    winner = replica(server, endpoint, time.time)
+    await winner.refresh()
+    with pytest.raises(UnknownKeyError):
+        await winner.get_key("junk-1")  # claims this window and refreshes
+    late = replica(server, endpoint, time.time, shared_wait=2.0)
+    await late.refresh()  # adopts the winner's document
+    started = time.monotonic()
+    with pytest.raises(UnknownKeyError):
+        await late.get_key("junk-2")
+    assert time.monotonic() - started < 1.0  # nothing is under way: no shared_wait
+    assert endpoint.fetches == 2
