@@ -1,45 +1,71 @@
 """The servers the benchmarks compare, each an ASGI app served by the same uvicorn set-up.
 
-    python bench/variants.py VARIANT PORT
+    python bench/variants.py VARIANT PORT [--workers N]
+    python bench/variants.py token          # a token the authenticated variants accept
 
-  plain        plain FastMCP: the same `add` tool, stateless JSON responses, no auth
+  plain        plain FastMCP: the same `add` tool (mcp_service.tools.add), stateless JSON
+               responses, no auth
   fastmcp-jwt  plain FastMCP behind FastMCP's own JWTVerifier (static RS256 public key)
-  auth         this service, authentication only (no Redis, no rate limits)
-  full         this service with everything on: Redis (JWKS, revocations), rate limits, metrics
+  auth         this service with authentication alone: RS256 verification, the in-process
+               token cache, the revocation check; no Redis, RATE_LIMIT=off, IP_RATE_LIMIT=off,
+               MAX_IN_FLIGHT=0, METRICS_ENABLED=false
+  full         this service with everything on: REDIS_URL (real Redis, default
+               redis://127.0.0.1:6379/0, key prefixes of its own) with TOKEN_CACHE_SECRET
+               (shared JWKS, revocation listener), the per-subject limit on Redis (so high it
+               never refuses, so the Lua round trip happens on every call), the per-IP limit
+               (high), the in-flight cap (256) and metrics
 
-Tokens for the authenticated variants come from `tests.support.tokens.TokenFactory` (the test
-pool's key); `bench/variants.py token` prints one.
+Every variant runs under `uvicorn` with the same options (uvloop and httptools when installed,
+as `mcp-service serve` does, no access log). With `--workers N` (N > 1) uvicorn starts N worker
+processes from the import string `bench.variants:factory`, the variant passed in
+BENCH_VARIANT; the service variants with metrics then use prometheus-client's multiprocess
+mode, as `mcp-service serve --workers N` does.
+
+Tokens for the authenticated variants are signed with one RSA key shared by the processes of a
+run (BENCH_KEY_FILE, default bench/results/bench-key.pem) in the test pool's shape
+(`tests.support.tokens`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = ("plain", "fastmcp-jwt", "auth", "full")
+AUTHENTICATED = frozenset({"fastmcp-jwt", "auth", "full"})
+VARIANT_ENV = "BENCH_VARIANT"
+# Never reached during a run, so every request still makes the limiter's Redis round trip.
+NEVER_LIMITING = "999999999/minute"
 
 
 def bench_key() -> Any:
     """One RSA key shared by the processes of a benchmark run (the token minter, the servers)."""
     from mcp_service.issuer import load_or_create_key
 
-    default = Path(__file__).parent / "results" / "bench-key.pem"
+    default = ROOT / "bench" / "results" / "bench-key.pem"
     return load_or_create_key(Path(os.environ.get("BENCH_KEY_FILE", default)))
+
+
+def bench_token() -> str:
+    from tests.support.tokens import TokenFactory
+
+    return TokenFactory(key=bench_key()).token(exp=2_000_000_000)
 
 
 def plain_app(auth: Any = None) -> Any:
     from fastmcp import FastMCP
 
+    from mcp_service.tools import READ_ONLY, add
+
     mcp: FastMCP[Any] = FastMCP("plain", auth=auth)
-
-    @mcp.tool
-    def add(a: int | float, b: int | float) -> int | float:
-        """Add two numbers and return the sum."""
-        return a + b
-
+    mcp.tool(add, annotations=READ_ONLY)
     return mcp.http_app(path="/mcp", stateless_http=True, json_response=True)
 
 
@@ -52,24 +78,36 @@ def fastmcp_jwt_app() -> Any:
     return plain_app(auth=verifier)
 
 
-def service_app(full: bool) -> Any:
-    from mcp_service.app import build_service
+def service_settings(variant: str) -> Any:
     from tests.support.service import make_settings
+
+    if variant == "auth":
+        return make_settings(
+            rate_limit="off", ip_rate_limit="off", max_in_flight=0, metrics_enabled=False
+        )
+    prefix = os.environ.get("BENCH_PREFIX", "mcpbench")
+    return make_settings(
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_key_prefix=prefix,
+        token_cache_secret="b" * 32,
+        rate_limit=NEVER_LIMITING,
+        rate_limit_key_prefix=f"{prefix}:v1:rl:",
+        ip_rate_limit="999999999/second",
+        max_in_flight=256,
+        metrics_enabled=True,
+    )
+
+
+def service_app(variant: str) -> Any:
+    from mcp_service.app import build_service
     from tests.support.tokens import jwks_of
 
-    extra: dict[str, Any] = {}
-    if full:
-        extra = {
-            "redis_url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            "redis_key_prefix": os.environ.get("BENCH_PREFIX", "bench"),
-            "token_cache_secret": "b" * 32,
-        }
     document = json.dumps(jwks_of(bench_key())).encode()
 
-    async def jwks() -> bytes:  # the pool's keys, without a network hop or a key generation
+    async def jwks() -> bytes:  # the pool's keys, without a network hop
         return document
 
-    return build_service(make_settings(**extra), jwks_fetch=jwks).app
+    return build_service(service_settings(variant), jwks_fetch=jwks).app
 
 
 def build(variant: str) -> Any:
@@ -78,20 +116,48 @@ def build(variant: str) -> Any:
     if variant == "fastmcp-jwt":
         return fastmcp_jwt_app()
     if variant in ("auth", "full"):
-        return service_app(full=variant == "full")
-    raise SystemExit(f"unknown variant {variant!r}")
+        return service_app(variant)
+    raise SystemExit(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+
+
+def factory() -> Any:
+    """uvicorn's app factory for `--workers N`: the variant comes from BENCH_VARIANT."""
+    return build(os.environ[VARIANT_ENV])
+
+
+def serve(variant: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(build(variant), **options)
+        return
+    os.environ[VARIANT_ENV] = variant
+    bench_key()  # create the key file once, before the workers race to
+    if variant in ("auth", "full") and service_settings(variant).metrics_enabled:
+        from observability.metrics import multiprocess_mode
+
+        with multiprocess_mode():
+            uvicorn.run("bench.variants:factory", factory=True, workers=workers, **options)
+        return
+    uvicorn.run("bench.variants:factory", factory=True, workers=workers, **options)
 
 
 def main() -> None:
-    if sys.argv[1] == "token":
-        from tests.support.tokens import TokenFactory
-
-        print(TokenFactory(key=bench_key()).token(exp=2_000_000_000))
+    if sys.argv[1:2] == ["token"]:
+        print(bench_token())
         return
-    import uvicorn
-
-    variant, port = sys.argv[1], int(sys.argv[2])
-    uvicorn.run(build(variant), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    serve(args.variant, args.port, args.workers)
 
 
 if __name__ == "__main__":
