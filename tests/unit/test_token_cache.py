@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cache.tokens import LocalTokenCache, token_key
 
 
@@ -70,3 +72,23 @@ def test_keys_are_sha256_digests_not_tokens() -> None:
     key = token_key("header.payload.signature")
     assert len(key) == 32
     assert b"payload" not in key
+
+
+async def test_a_cached_token_does_not_vouch_for_a_tampered_copy() -> None:
+    """The in-process cache is keyed by the whole token: a copy with one signature character
+    changed, sent after the genuine token was cached, is verified afresh and refused."""
+    from mcp_service.rejections import InvalidToken, Reason
+    from tests.support.service import make_service
+    from tests.support.tokens import TokenFactory
+
+    service = make_service()
+    await service.jwks.refresh()
+    genuine = TokenFactory().token()
+    identity = await service.authenticator.authenticate(genuine)
+    assert await service.authenticator.authenticate(genuine) is identity  # served from L1
+    last = genuine[-2]
+    tampered = genuine[:-2] + ("A" if last != "A" else "B") + genuine[-1]
+    with pytest.raises(InvalidToken) as refused:
+        await service.authenticator.authenticate(tampered)
+    assert refused.value.reason is Reason.BAD_SIGNATURE
+    assert await service.authenticator.authenticate(genuine) is identity
