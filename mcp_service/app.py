@@ -43,7 +43,6 @@ from mcp_service.tools import TOOL_NAMES, register_tools
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
 from observability.health import CheckResult, Readiness, healthz
 from observability.http import ObserveRequests
-from observability.logs import annotate
 from observability.metrics import Metrics
 from observability.tools import ToolCallMetrics
 
@@ -203,12 +202,6 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
     if metrics is not None:
         mcp.add_middleware(ToolCallMetrics(metrics))
 
-    def on_outcome(outcome: str) -> None:
-        if metrics is not None:
-            metrics.auth_outcome(outcome)
-        if outcome != "ok":
-            annotate("reason", outcome)
-
     app: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
     if limiter is not None:
         app = SubjectRateLimit(app, limiter)
@@ -218,7 +211,7 @@ def build_service(settings: Settings, *, jwks_fetch: JwksFetch | None = None) ->
         challenge,
         public_paths=public,
         tool_scopes=ToolScopes(settings.tool_scopes),
-        on_outcome=on_outcome,
+        on_outcome=metrics.auth_outcome if metrics else None,
     )
     in_flight = ip_limit = None
     if settings.max_in_flight:

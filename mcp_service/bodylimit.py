@@ -56,12 +56,18 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        declared = [value for name, value in scope["headers"] if name == b"content-length"]
-        if declared:
-            if len(declared) > 1 or not declared[0].isdigit():
+        declared = None
+        for name, value in scope["headers"]:  # a loop: cheaper than a comprehension here
+            if name == b"content-length":
+                if declared is not None:
+                    await _refuse(send, 400, b"invalid Content-Length")
+                    return
+                declared = value
+        if declared is not None:
+            if not declared.isdigit():
                 await _refuse(send, 400, b"invalid Content-Length")
                 return
-            if int(declared[0]) > self.max_bytes:
+            if int(declared) > self.max_bytes:
                 await _refuse(send, 413, b"request body too large")
                 return
             await self.app(scope, receive, send)

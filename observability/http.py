@@ -13,8 +13,8 @@ import itertools
 import logging
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
+from time import perf_counter
 from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +88,7 @@ class ObserveRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = perf_counter()
         rid = request_id(scope["headers"])
         route = self.routes.get(scope["path"], "other")
         context = RequestContext(rid, route, scope)
@@ -114,7 +114,7 @@ class ObserveRequests:
             )
             raise
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = perf_counter() - started
             status = status or CLIENT_CLOSED
             if self.metrics is not None:
                 self.metrics.http_request(scope["method"], route, status, elapsed)

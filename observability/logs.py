@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -75,12 +75,9 @@ def current_request() -> RequestContext | None:
     return _current.get()
 
 
-def enter_request(context: RequestContext) -> Token[RequestContext | None]:
-    return _current.set(context)
-
-
-def leave_request(token: Token[RequestContext | None]) -> None:
-    _current.reset(token)
+# The ContextVar's own methods, not wrappers: the outermost layer calls them on every request.
+enter_request: Callable[[RequestContext | None], Token[RequestContext | None]] = _current.set
+leave_request: Callable[[Token[RequestContext | None]], None] = _current.reset
 
 
 def annotate(name: str, value: Any) -> None:
