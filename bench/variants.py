@@ -5,6 +5,8 @@
 
   plain        plain FastMCP: the same `add` tool (mcp_service.tools.add), stateless JSON
                responses, no auth
+  plain-gcfreeze  plain, with `gc.freeze()` after start-up (a lever DESIGN.md lists; measured
+               here at no gain in instructions per call, so the service does not use it)
   fastmcp-jwt  plain FastMCP behind FastMCP's own JWTVerifier (static RS256 public key)
   auth         this service with authentication alone: RS256 verification, the in-process
                token cache, the revocation check; no Redis, RATE_LIMIT=off, IP_RATE_LIMIT=off,
@@ -29,6 +31,7 @@ run (BENCH_KEY_FILE, default bench/results/bench-key.pem) in the test pool's sha
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -38,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("plain", "fastmcp-jwt", "auth", "full")
+VARIANTS = ("plain", "plain-gcfreeze", "fastmcp-jwt", "auth", "full")
 AUTHENTICATED = frozenset({"fastmcp-jwt", "auth", "full"})
 VARIANT_ENV = "BENCH_VARIANT"
 # Never reached during a run, so every request still makes the limiter's Redis round trip.
@@ -59,12 +62,21 @@ def bench_token() -> str:
     return TokenFactory(key=bench_key()).token(exp=2_000_000_000)
 
 
-def plain_app(auth: Any = None) -> Any:
+def plain_app(auth: Any = None, gc_freeze: bool = False) -> Any:
+    from contextlib import asynccontextmanager
+
     from fastmcp import FastMCP
 
     from mcp_service.tools import READ_ONLY, add
 
-    mcp: FastMCP[Any] = FastMCP("plain", auth=auth)
+    @asynccontextmanager
+    async def lifespan(_server: Any) -> Any:
+        if gc_freeze:  # gc.freeze() after start-up (DESIGN.md lists it as a lever)
+            gc.collect()
+            gc.freeze()
+        yield {}
+
+    mcp: FastMCP[Any] = FastMCP("plain", auth=auth, lifespan=lifespan)
     mcp.tool(add, annotations=READ_ONLY)
     return mcp.http_app(path="/mcp", stateless_http=True, json_response=True)
 
@@ -113,6 +125,8 @@ def service_app(variant: str) -> Any:
 def build(variant: str) -> Any:
     if variant == "plain":
         return plain_app()
+    if variant == "plain-gcfreeze":
+        return plain_app(gc_freeze=True)
     if variant == "fastmcp-jwt":
         return fastmcp_jwt_app()
     if variant in ("auth", "full"):
