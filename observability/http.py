@@ -89,7 +89,14 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = perf_counter()
-        rid = request_id(scope["headers"])
+        rid = None
+        for name, value in scope["headers"]:  # request_id(), inline: every request runs this
+            if name == REQUEST_ID_HEADER:
+                if _SANE_ID.fullmatch(value):
+                    rid = value.decode("ascii")
+                break
+        if rid is None:
+            rid = _ids.new()
         route = self.routes.get(scope["path"], "other")
         context = RequestContext(rid, route, scope)
         token = enter_request(context)
