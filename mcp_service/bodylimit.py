@@ -6,6 +6,8 @@ than that arrives); a chunked body is read up to the limit and then replayed to 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -52,26 +54,27 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Not a coroutine itself: a body whose declared length is within the limit (the usual
+        request) goes straight to the app's own coroutine, adding no frame. Never the
+        outermost app (uvicorn tells ASGI 3 apps by an `async def __call__`)."""
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         declared = None
         for name, value in scope["headers"]:  # a loop: cheaper than a comprehension here
             if name == b"content-length":
                 if declared is not None:
-                    await _refuse(send, 400, b"invalid Content-Length")
-                    return
+                    return _refuse(send, 400, b"invalid Content-Length")
                 declared = value
-        if declared is not None:
-            if not declared.isdigit():
-                await _refuse(send, 400, b"invalid Content-Length")
-                return
-            if int(declared) > self.max_bytes:
-                await _refuse(send, 413, b"request body too large")
-                return
-            await self.app(scope, receive, send)
-            return
+        if declared is None:
+            return self._chunked(scope, receive, send)
+        if not declared.isdigit():
+            return _refuse(send, 400, b"invalid Content-Length")
+        if int(declared) > self.max_bytes:
+            return _refuse(send, 413, b"request body too large")
+        return self.app(scope, receive, send)
+
+    async def _chunked(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await read_body(receive, self.max_bytes)
         except BodyTooLarge:
