@@ -2,6 +2,7 @@
 
     uv run python bench/e2e.py [--variants plain,auth,full] [--rounds 3] [--duration 15]
                                [--connections 32] [--threads 1] [--scaling-rounds 2]
+                               [--no-pin]
 
 Every variant of bench/variants.py is one uvicorn process (the same options for all), loaded by
 wrk (a C load generator, /usr/bin/wrk) with bench/wrk/tools_call.lua: one JSON-RPC `tools/call`
@@ -11,6 +12,11 @@ so drift on this shared machine hits every variant alike; each measurement start
 server, warms it up for `--warmup` seconds, then measures for `--duration` seconds. The Lua
 script counts every answer that is not HTTP 200 and every 200 that is not a successful tool
 result (wrk itself counts only non-2xx/3xx); they are reported as errors.
+
+With two CPUs or more (and `taskset`), a one-worker server runs alone on the last CPU, and wrk
+and the full variant's Redis (a private redis-server started for the run) on the others: on
+this 2-core machine a server sharing its core with wrk and Redis measures what it shares, and
+in production Redis is another machine. `--no-pin` lets the kernel place everything.
 
 The scaling part (`--scaling-rounds`, 0 skips it) runs plain and full with `--workers 2`
 against `--workers 1`, interleaved the same way.
@@ -27,10 +33,12 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import free_port  # noqa: E402
+from tests.support.processes import RedisServer, free_port  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "wrk" / "tools_call.lua"
 AUTHENTICATED = {"fastmcp-jwt", "auth", "full"}
@@ -65,7 +73,9 @@ def token() -> str:
 class Server:
     """One variant under uvicorn, stopped by its PID."""
 
-    def __init__(self, variant: str, workers: int, bearer: str) -> None:
+    def __init__(
+        self, variant: str, workers: int, bearer: str, *, cpus: str | None, redis_url: str
+    ) -> None:
         self.variant = variant
         self.port = free_port()
         self.headers = {"Accept": "application/json, text/event-stream"}
@@ -73,7 +83,8 @@ class Server:
             self.headers["Authorization"] = f"Bearer {bearer}"
         command = [sys.executable, str(ROOT / "bench" / "variants.py"), variant, str(self.port)]
         self.process = subprocess.Popen(
-            [*command, "--workers", str(workers)],
+            [*pinned(cpus), *command, "--workers", str(workers)],
+            env={**os.environ, "REDIS_URL": redis_url},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # the workers too get the signal, and only they
@@ -106,8 +117,21 @@ class Server:
                 self.process.wait(10)
 
 
-def wrk(url: str, bearer: str, seconds: float, connections: int, threads: int) -> dict[str, Any]:
+def pinned(cpus: str | None) -> list[str]:
+    """The command prefix that keeps a process on `cpus` (none when not pinning)."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def wrk(
+    url: str,
+    bearer: str,
+    seconds: float,
+    connections: int,
+    threads: int,
+    cpus: str | None = None,
+) -> dict[str, Any]:
     command = [
+        *pinned(cpus),
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
@@ -148,16 +172,21 @@ def wrk(url: str, bearer: str, seconds: float, connections: int, threads: int) -
 
 
 def measure(variant: str, workers: int, bearer: str, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(variant, workers, bearer)
+    """One run. Pinned (one worker, --pin): the server alone on the last CPU, wrk and Redis
+    on the others, so the figure is the server's own CPU and not what it shares."""
+    pin = args.pin and workers == 1
+    server_cpus, load_cpus = (args.server_cpu, args.load_cpus) if pin else (None, None)
+    server = Server(variant, workers, bearer, cpus=server_cpus, redis_url=args.redis_url)
     try:
         server.wait_ready()
         sent = bearer if variant in AUTHENTICATED else ""
+        load = (args.connections, args.threads, load_cpus)
         if args.warmup > 0:
-            wrk(server.url, sent, args.warmup, args.connections, args.threads)
-        result = wrk(server.url, sent, args.duration, args.connections, args.threads)
+            wrk(server.url, sent, args.warmup, *load)
+        result = wrk(server.url, sent, args.duration, *load)
     finally:
         server.stop()
-    result.update(variant=variant, workers=workers)
+    result.update(variant=variant, workers=workers, pinned=pin)
     line = (
         f"  {variant:<12} workers={workers} {result['calls_per_s']:8.1f} calls/s  "
         f"p50 {result['p50_us'] / 1000:6.1f} ms  p99 {result['p99_us'] / 1000:6.1f} ms  "
@@ -253,10 +282,33 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--scaling-rounds", type=int, default=2)
     parser.add_argument("--scaling-variants", default="plain,full")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not give the one-worker server a CPU of its own",
+    )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    args.pin = args.pin and len(cpus) >= 2 and shutil.which("taskset") is not None
+    args.server_cpu = str(cpus[-1])
+    args.load_cpus = ",".join(str(c) for c in cpus[:-1])
     bearer = token()
     print(f"machine: {machine()}", flush=True)
+    if args.pin:
+        print(f"pinned: server on CPU {args.server_cpu}, wrk and Redis on {args.load_cpus}")
+    with tempfile.TemporaryDirectory() as workdir, RedisServer(Path(workdir)) as redis:
+        if args.pin and redis.process is not None:
+            subprocess.run(
+                ["taskset", "-cp", args.load_cpus, str(redis.process.pid)],
+                check=True,
+                capture_output=True,
+            )
+        args.redis_url = redis.url
+        run_all(args, bearer)
 
+
+def run_all(args: argparse.Namespace, bearer: str) -> None:
     configs = [(variant, 1) for variant in args.variants.split(",")]
     runs = interleaved(configs, args.rounds, bearer, args)
     side_by_side = summarise(runs, configs, ("plain", 1))
@@ -285,6 +337,7 @@ def main() -> None:
             {
                 "machine": machine(),
                 "load": {
+                    "pinned": args.pin,
                     "connections": args.connections,
                     "threads": args.threads,
                     "duration_s": args.duration,
