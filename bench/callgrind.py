@@ -49,6 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.variants import bench_token  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
 CALL = {
@@ -60,16 +61,6 @@ CALL = {
 AUTHENTICATED = {"fastmcp-jwt", "auth", "full"}
 SERVER = ROOT / "bench" / "variants.py"  # serves `VARIANT PORT`
 WARM_UP = 20  # calls before instrumentation is switched on: caches filled, lazy imports done
-
-
-def token() -> str:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "variants.py"), "token"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def _check(variant: str, response: httpx.Response) -> None:
@@ -173,7 +164,7 @@ def main() -> None:
     pairs = parse_pairs(args.pairs)
     idle_low, idle_high = (float(x) for x in args.idle.split(":"))
     counts = sorted({n for pair in pairs for n in pair})
-    bearer = token()
+    bearer = bench_token()
     # (variant, calls, idle seconds); the two idle runs give the rate of time-driven work
     runs = [(v, n, 0.0) for v in variants for n in counts]
     runs += [(v, 0, t) for v in variants for t in (idle_low, idle_high)]

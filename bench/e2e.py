@@ -48,6 +48,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.variants import bench_token  # noqa: E402
 from tests.support.processes import RedisServer, free_port  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "wrk" / "tools_call.lua"
@@ -58,16 +59,6 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
 }
-
-
-def token() -> str:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "variants.py"), "token"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 class Server:
@@ -293,7 +284,7 @@ def main() -> None:
     args.pin = args.pin and len(cpus) >= 2 and shutil.which("taskset") is not None
     args.server_cpu = str(cpus[-1])
     args.load_cpus = ",".join(str(c) for c in cpus[:-1])
-    bearer = token()
+    bearer = bench_token()
     print(f"machine: {machine()}", flush=True)
     if args.pin:
         print(f"pinned: server on CPU {args.server_cpu}, wrk and Redis on {args.load_cpus}")
