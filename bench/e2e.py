@@ -13,13 +13,15 @@ server, warms it up for `--warmup` seconds, then measures for `--duration` secon
 script counts every answer that is not HTTP 200 and every 200 that is not a successful tool
 result (wrk itself counts only non-2xx/3xx); they are reported as errors.
 
-With two CPUs or more (and `taskset`), a one-worker server runs alone on the last CPU, and wrk
-and the full variant's Redis (a private redis-server started for the run) on the others: on
-this 2-core machine a server sharing its core with wrk and Redis measures what it shares, and
-in production Redis is another machine. `--no-pin` lets the kernel place everything.
+In the side-by-side part, with two CPUs or more (and `taskset`), the server runs alone on the
+last CPU, and wrk and the full variant's Redis (a private redis-server started for the run,
+used by every run) on the others: on this 2-core machine a server sharing its core with wrk
+and Redis measures what it shares, and in production Redis is another machine. `--no-pin` lets
+the kernel place everything.
 
 The scaling part (`--scaling-rounds`, 0 skips it) runs plain and full with `--workers 2`
-against `--workers 1`, interleaved the same way.
+against `--workers 1`, interleaved the same way, nothing pinned (the kernel places the workers,
+wrk and Redis on both CPUs).
 
 Prints tables with the median over rounds (and every round's figure) and the ratio to plain
 (median of the per-round ratios, each against the plain run of the same round), and writes
@@ -162,10 +164,12 @@ def wrk(
     raise RuntimeError(f"wrk printed no RESULT line:\n{out.stdout}\n{out.stderr}")
 
 
-def measure(variant: str, workers: int, bearer: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    variant: str, workers: int, bearer: str, args: argparse.Namespace, *, pin: bool
+) -> dict[str, Any]:
     """One run. Pinned (one worker, --pin): the server alone on the last CPU, wrk and Redis
     on the others, so the figure is the server's own CPU and not what it shares."""
-    pin = args.pin and workers == 1
+    pin = pin and args.pin and workers == 1
     server_cpus, load_cpus = (args.server_cpu, args.load_cpus) if pin else (None, None)
     server = Server(variant, workers, bearer, cpus=server_cpus, redis_url=args.redis_url)
     try:
@@ -188,13 +192,18 @@ def measure(variant: str, workers: int, bearer: str, args: argparse.Namespace) -
 
 
 def interleaved(
-    configs: list[tuple[str, int]], rounds: int, bearer: str, args: argparse.Namespace
+    configs: list[tuple[str, int]],
+    rounds: int,
+    bearer: str,
+    args: argparse.Namespace,
+    *,
+    pin: bool,
 ) -> list[dict[str, Any]]:
     runs = []
     for number in range(1, rounds + 1):
         print(f"round {number}/{rounds}", flush=True)
         for variant, workers in configs:
-            result = measure(variant, workers, bearer, args)
+            result = measure(variant, workers, bearer, args, pin=pin)
             result["round"] = number
             runs.append(result)
     return runs
@@ -301,14 +310,14 @@ def main() -> None:
 
 def run_all(args: argparse.Namespace, bearer: str) -> None:
     configs = [(variant, 1) for variant in args.variants.split(",")]
-    runs = interleaved(configs, args.rounds, bearer, args)
+    runs = interleaved(configs, args.rounds, bearer, args, pin=True)
     side_by_side = summarise(runs, configs, ("plain", 1))
     scaling: dict[str, dict[str, Any]] = {}
     scaling_runs: list[dict[str, Any]] = []
     if args.scaling_rounds > 0:
         print("\nscaling: --workers 2 against --workers 1", flush=True)
         scale = [(v, w) for v in args.scaling_variants.split(",") for w in (1, 2)]
-        scaling_runs = interleaved(scale, args.scaling_rounds, bearer, args)
+        scaling_runs = interleaved(scale, args.scaling_rounds, bearer, args, pin=False)
         for variant in args.scaling_variants.split(","):
             pair = [(variant, 1), (variant, 2)]
             scaling.update(summarise(scaling_runs, pair, (variant, 1)))
