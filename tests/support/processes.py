@@ -19,39 +19,10 @@ from typing import Any
 
 import httpx
 
-SETTING_NAMES = {
-    "APP_ENV",
-    "COGNITO_REGION",
-    "USER_POOL_ID",
-    "APP_CLIENT_ID",
-    "OAUTH_CLIENT_ID",
-    "OAUTH_CLIENT_SECRET",
-    "OAUTH_SCOPES",
-    "TOKEN_URL",
-    "COGNITO_JWKS_URL",
-    "TOKEN_USE",
-    "MCP_URL",
-    "REQUIRED_SCOPES",
-    "TOOL_SCOPES",
-    "PUBLIC_BASE_URL",
-    "REDIS_URL",
-    "LOG_LEVEL",
-    "LOCAL_ISSUER_KEY_FILE",
-    "LOCAL_ISSUER_ALLOW_REMOTE",
-    "RATE_LIMIT",
-    "TOKEN_CACHE_SECRET",
-    "RATE_LIMIT_GROUPS",
-    "RATE_LIMIT_TOOL_COSTS",
-    "RATE_LIMIT_FAILURE_MODE",
-    "RATE_LIMIT_FALLBACK",
-    "RATE_LIMIT_KEY_PREFIX",
-    "RATE_LIMIT_REDIS_TIMEOUT_SECONDS",
-    "RATE_LIMIT_REDIS_COOLDOWN_SECONDS",
-    "IP_RATE_LIMIT",
-    "TRUSTED_PROXIES",
-    "MAX_IN_FLIGHT",
-    "TOOL_TIMEOUT_SECONDS",
-}
+from mcp_service.settings import Settings
+
+# Every variable the service reads, so a developer's environment never leaks into a test.
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
 def free_port() -> int:
