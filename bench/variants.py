@@ -112,6 +112,7 @@ def service_settings(variant: str) -> Any:
 
 def service_app(variant: str) -> Any:
     from mcp_service.app import build_service
+    from mcp_service.heap import freeze_startup_heap
     from tests.support.tokens import jwks_of
 
     document = json.dumps(jwks_of(bench_key())).encode()
@@ -119,7 +120,9 @@ def service_app(variant: str) -> Any:
     async def jwks() -> bytes:  # the pool's keys, without a network hop
         return document
 
-    return build_service(service_settings(variant), jwks_fetch=jwks).app
+    app = build_service(service_settings(variant), jwks_fetch=jwks).app
+    freeze_startup_heap()  # as `mcp-service serve` does once the app is built
+    return app
 
 
 def build(variant: str) -> Any:

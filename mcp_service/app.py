@@ -31,6 +31,7 @@ from cache.windows import RedisWindows, parse_limits
 from mcp_service.auth import Authenticator, BearerAuth, Challenge, Identity
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.clientip import TrustedProxies
+from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.metadata import ResourceMetadata
 from mcp_service.overload import InFlightLimit
@@ -297,7 +298,9 @@ def create_app() -> ASGIApp:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    return build_app(settings)
+    app = build_app(settings)
+    freeze_startup_heap()
+    return app
 
 
 def _local_issuer(settings: Settings) -> LocalIssuer:

@@ -154,6 +154,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
     else:
         from mcp_service.app import build_service
+        from mcp_service.heap import freeze_startup_heap
 
         try:
             service = build_service(settings)
@@ -161,6 +162,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         if settings.metrics_port and service.metrics is not None:
             _serve_metrics(settings, args.host, service.metrics.registry)
+        freeze_startup_heap()
         uvicorn.run(service.app, **common)
     return 0
 
