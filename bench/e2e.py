@@ -242,14 +242,14 @@ def summarise(
 def print_table(title: str, table: dict[str, dict[str, Any]], ratio_name: str) -> None:
     print(f"\n{title}")
     print(
-        f"{'variant':<12} {'workers':>7} {'calls/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'variant':<14} {'workers':>7} {'calls/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
         f"{ratio_name:>10} {'errors':>7}  calls/s per round"
     )
     for row in table.values():
         ratio = f"{row['ratio']:.3f}x" if row["ratio"] is not None else "-"
         rounds = ", ".join(f"{v:.0f}" for v in row["rounds_calls_per_s"])
         print(
-            f"{row['variant']:<12} {row['workers']:>7} {row['calls_per_s']:>9.1f} "
+            f"{row['variant']:<14} {row['workers']:>7} {row['calls_per_s']:>9.1f} "
             f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {ratio:>10} "
             f"{row['errors']:>7}  {rounds}"
         )
