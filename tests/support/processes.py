@@ -25,6 +25,18 @@ from mcp_service.settings import Settings
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
+def terminate(process: subprocess.Popen[Any] | None, grace: float = 15) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL: a process started by a test ends."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -99,14 +111,7 @@ class ServiceProcess:
         raise RuntimeError(f"server did not become healthy:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        terminate(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
