@@ -8,14 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from mcp_service.heap import freeze_startup_heap
+from mcp_service.heap import YOUNG_THRESHOLD, freeze_startup_heap
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    threshold = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()  # the test process's own objects go back to the collector
+    gc.set_threshold(*threshold)
 
 
 def test_everything_alive_at_start_up_is_frozen(unfrozen: None) -> None:
@@ -36,3 +38,10 @@ def test_garbage_made_before_start_up_is_collected_first(unfrozen: None) -> None
     del a, b
     freeze_startup_heap()
     assert gone() is None
+
+
+def test_the_youngest_generation_waits_for_more_allocations(unfrozen: None) -> None:
+    older = gc.get_threshold()[1:]
+    freeze_startup_heap()
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, *older)
+    assert YOUNG_THRESHOLD > 700
