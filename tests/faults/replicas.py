@@ -13,10 +13,24 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.pool import pool_env
 from tests.support.processes import ServiceProcess
 
 SECRET = "fault-tests-shared-secret-" + "x" * 16
 SHARED_SETTINGS = ("REDIS_URL", "REDIS_KEY_PREFIX", "TOKEN_CACHE_SECRET")
+
+
+def fleet_env(jwks_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    """Settings for a fleet sharing `redis_url` under `prefix` (JWKS, tokens, revocations and
+    rate-limit counters alike), its shared entries sealed with SECRET."""
+    return pool_env(
+        jwks_url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=prefix,
+        RATE_LIMIT_KEY_PREFIX=f"{prefix}:rl:",
+        TOKEN_CACHE_SECRET=SECRET,
+        **extra,
+    )
 
 
 @contextlib.contextmanager

@@ -22,15 +22,15 @@ from functools import partial
 import pytest
 
 from tests.faults.replicas import (
-    SECRET,
     delete_keys,
     eventually,
+    fleet_env,
     metric,
     readiness,
     running_replicas,
 )
 from tests.support.load import BackgroundLoad, Call, LoadReport, add_call
-from tests.support.pool import JWKS_PATH, call_add, pool_env
+from tests.support.pool import JWKS_PATH, call_add
 from tests.support.processes import JwksServer, ServiceProcess
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
@@ -61,12 +61,10 @@ def outage(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     old, new = TokenFactory(), TokenFactory(key=rsa_key("rotated"))
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
-    env = pool_env(
+    env = fleet_env(
         jwks.url,
-        REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=prefix,
-        RATE_LIMIT_KEY_PREFIX=f"{prefix}:rl:",
-        TOKEN_CACHE_SECRET=SECRET,  # the JWKS is shared through Redis
+        redis_url,
+        prefix,  # the JWKS is shared through Redis
         JWKS_MAX_AGE_SECONDS=str(int(MAX_AGE)),
         JWKS_KID_MISS_COOLDOWN_SECONDS="1",
         JWKS_FAILURE_BACKOFF_SECONDS="1",

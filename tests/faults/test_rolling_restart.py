@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.replicas import SECRET, metric, running_replicas, wait_for_readiness
+from tests.faults.replicas import fleet_env, metric, running_replicas, wait_for_readiness
 from tests.support.load import BackgroundLoad, Call, add_call
 from tests.support.nginx import Nginx, require_nginx
-from tests.support.pool import JWKS_PATH, pool_env
+from tests.support.pool import JWKS_PATH
 from tests.support.processes import JwksServer, free_port
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
@@ -37,12 +37,10 @@ def test_restarting_the_replicas_one_by_one_behind_nginx_loses_no_request(
 ) -> None:
     require_nginx()
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
-    env = pool_env(
+    env = fleet_env(
         jwks.url,
-        REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=redis_prefix,
-        RATE_LIMIT_KEY_PREFIX=f"{redis_prefix}:rl:",
-        TOKEN_CACHE_SECRET=SECRET,
+        redis_url,
+        redis_prefix,
         RATE_LIMIT="100000/minute",
         IP_RATE_LIMIT="off",  # every request comes from nginx's address
         TRUSTED_PROXIES="127.0.0.1",

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.replicas import SECRET, metric, rss_bytes, running_replicas
+from tests.faults.replicas import fleet_env, metric, rss_bytes, running_replicas
 from tests.support.load import BackgroundLoad, Call, add_call
-from tests.support.pool import JWKS_PATH, pool_env
+from tests.support.pool import JWKS_PATH
 from tests.support.processes import JwksServer
 from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
@@ -43,12 +43,10 @@ def test_memory_stays_bounded_by_the_caches_through_a_soak_without_errors(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
-    env = pool_env(
+    env = fleet_env(
         jwks.url,
-        REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=redis_prefix,
-        RATE_LIMIT_KEY_PREFIX=f"{redis_prefix}:rl:",
-        TOKEN_CACHE_SECRET=SECRET,
+        redis_url,
+        redis_prefix,
         TOKEN_CACHE_MAX_ENTRIES=str(CACHE_ENTRIES),
         RATE_LIMIT="6000/minute",  # far above what one subject gets here: nothing is refused
         IP_RATE_LIMIT="off",  # the whole load comes from one address

@@ -22,9 +22,9 @@ from functools import partial
 import httpx
 import pytest
 
-from tests.faults.replicas import SECRET, delete_keys, running_replicas
+from tests.faults.replicas import delete_keys, fleet_env, running_replicas
 from tests.support.load import BackgroundLoad, Call, LoadReport, add_call
-from tests.support.pool import JWKS_PATH, bearer_headers, call_add, pool_env
+from tests.support.pool import JWKS_PATH, bearer_headers, call_add
 from tests.support.processes import JwksServer
 from tests.support.tokens import (
     OTHER_CLIENT_ID,
@@ -132,12 +132,10 @@ def flood(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     cwd = tmp_path_factory.mktemp("flood")
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
-    env = pool_env(
+    env = fleet_env(
         jwks.url,
-        REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=prefix,
-        RATE_LIMIT_KEY_PREFIX=f"{prefix}:rl:",
-        TOKEN_CACHE_SECRET=SECRET,  # the shared JWKS, and its fleet-wide kid-miss window
+        redis_url,
+        prefix,  # the shared JWKS, and its fleet-wide kid-miss window
         JWKS_KID_MISS_COOLDOWN_SECONDS=str(COOLDOWN),
         IP_RATE_LIMIT="40/second",  # per replica: the flood is shed, the valid client is not
     )
