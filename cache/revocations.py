@@ -75,9 +75,12 @@ class RevocationSet:
         self._clock = clock
         self._jtis: dict[str, float] = {}  # jti -> expires_at
         self._subs: dict[str, tuple[float, float]] = {}  # sub -> (revoked_at, expires_at)
+        # Whether anything is revoked: a plain attribute, so the hot path's "nothing revoked"
+        # answer is one load rather than a call to __bool__ (kept in step by every change).
+        self.active = False
 
     def __bool__(self) -> bool:
-        return bool(self._jtis) or bool(self._subs)
+        return self.active
 
     def __len__(self) -> int:
         return len(self._jtis) + len(self._subs)
@@ -87,21 +90,24 @@ class RevocationSet:
             return
         if revocation.kind == "jti":
             self._jtis[revocation.value] = revocation.expires_at
+            self.active = True
         else:
             previous = self._subs.get(revocation.value)
             if previous is None or previous[0] < revocation.revoked_at:
                 self._subs[revocation.value] = (revocation.revoked_at, revocation.expires_at)
+                self.active = True
 
     def replace(self, revocations: Iterable[Revocation]) -> None:
         fresh = RevocationSet(self._clock)
         for revocation in revocations:
             fresh.add(revocation)
-        self._jtis, self._subs = fresh._jtis, fresh._subs
+        self._jtis, self._subs, self.active = fresh._jtis, fresh._subs, fresh.active
 
     def prune(self) -> None:
         now = self._clock()
         self._jtis = {k: exp for k, exp in self._jtis.items() if exp > now}
         self._subs = {k: v for k, v in self._subs.items() if v[1] > now}
+        self.active = bool(self._jtis or self._subs)
 
     def is_revoked(
         self, *, jti: str | None, origin_jti: str | None, sub: str | None, iat: float | None

@@ -1,12 +1,13 @@
 """Verified tokens, remembered in process (L1) and, optionally, across the fleet (L2).
 
-In process, the key is the token string itself: the cached identity holds the token anyway
-(FastMCP's AccessToken carries it), and hashing a str for a dict is ~6x cheaper than a sha256
-digest (bench/callgrind.py: ~33 k instructions, ~0.9 % of a tool call, for a 1 KB token). In
-Redis the key is always the sha256 digest, never the token (`token_key`, computed only on an
-in-process miss). An entry lives no longer than
-its token (TTL <= exp - now, capped by `max_ttl`), and the cache is bounded (least recently
-used entries go first), so neither a long-lived token nor a flood of distinct ones can grow it.
+In process, the key is a plain string the caller derives from the token (mcp_service.auth keys
+by the token's signature tail and checks the whole token on a hit): the cached identity holds
+the token anyway (FastMCP's AccessToken carries it), and hashing a short str for a dict is far
+cheaper than a sha256 digest (bench/callgrind.py: ~33 k instructions, ~0.9 % of a tool call,
+for a 1 KB token). In Redis the key is always the sha256 digest, never the token (`token_key`,
+computed only on an in-process miss). An entry lives no longer than its token (TTL <= exp -
+now, capped by `max_ttl`), and the cache is bounded (least recently used entries go first), so
+neither a long-lived token nor a flood of distinct ones can grow it.
 """
 
 from __future__ import annotations

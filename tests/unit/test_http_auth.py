@@ -270,6 +270,27 @@ async def test_a_repeated_token_is_verified_once(tokens: TokenFactory) -> None:
     assert calls == 1
 
 
+def with_claims_of(token: str, donor: str) -> str:
+    """`token`'s signature on `donor`'s header and payload: a forgery that ends exactly as
+    `token` does (the in-process cache finds entries by a token's tail)."""
+    return donor.rsplit(".", 1)[0] + "." + token.rsplit(".", 1)[1]
+
+
+async def test_a_forgery_ending_like_a_cached_token_is_verified_and_refused(
+    tokens: TokenFactory,
+) -> None:
+    token = tokens.token(sub="alice")
+    forged = with_claims_of(token, tokens.token(sub="mallory", scope="admin"))
+    assert forged[-64:] == token[-64:] and forged != token
+    async with running(make_service().app) as client:
+        assert structured(await client.post("/mcp", json=WHO, headers=bearer(token)))
+        refused = await client.post("/mcp", json=WHO, headers=bearer(forged))
+        again = await client.post("/mcp", json=WHO, headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.json()["reason"] == "bad_signature"
+    assert structured(again)["user"] == "alice"  # the genuine entry was not displaced
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -69,6 +69,21 @@ def test_the_latest_subject_revocation_wins() -> None:
     assert revoked(entries, sub="alice", iat=NOW - 50)
 
 
+def test_the_set_says_whether_anything_is_revoked() -> None:
+    now = NOW
+    held = RevocationSet(lambda: now)
+    assert not held
+    held.add(revocation("jti", "j1", ttl=60))
+    assert held
+    now += 61
+    held.prune()
+    assert not held
+    held.replace([revocation("sub", "alice", at=now)])
+    assert held
+    held.replace([])
+    assert not held
+
+
 @pytest.fixture
 def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
