@@ -18,7 +18,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from observability.logs import RequestContext, enter_request, leave_request, redact
+from observability.logs import REQUEST_ID, ROUTE, enter_request, leave_request, redact
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -109,7 +109,9 @@ class ObserveRequests:
         if rid is None:
             rid = next(_ids.new, None) or _ids.refill()
         route = self.routes.get(scope["path"], "other")
-        token = enter_request(RequestContext(rid, route, scope))
+        scope[REQUEST_ID] = rid  # the request's log context (observability.logs)
+        scope[ROUTE] = route
+        token = enter_request(scope)
         echo = (REQUEST_ID_HEADER, rid.encode("ascii"))
         status = 0
 

@@ -42,17 +42,35 @@ def redact(text: str) -> str:
     return text
 
 
+# What a request's log lines share lives in its ASGI scope, under these keys: the outermost
+# layer stores two items there and makes the scope the current request (no object to build
+# per request); `RequestContext` is the view the log formatter and tests read it through.
+REQUEST_ID = "mcp_service.request_id"
+ROUTE = "mcp_service.route"
+FIELDS = "mcp_service.log_fields"
+
+
 class RequestContext:
     """What the log lines of one request share. `fields` collects what the layers below learn
     (e.g. the rejection reason) for the request's access-log line."""
 
-    __slots__ = ("fields", "request_id", "route", "scope")
+    __slots__ = ("scope",)
 
-    def __init__(self, request_id: str, route: str, scope: MutableMapping[str, Any]) -> None:
-        self.request_id = request_id
-        self.route = route
+    def __init__(self, scope: MutableMapping[str, Any]) -> None:
         self.scope = scope
-        self.fields: dict[str, Any] = {}
+
+    @property
+    def request_id(self) -> str | None:
+        return self.scope.get(REQUEST_ID)
+
+    @property
+    def route(self) -> str | None:
+        return self.scope.get(ROUTE)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = self.scope.setdefault(FIELDS, {})
+        return fields
 
     def caller(self) -> dict[str, str]:
         """subject and client_id of the verified token, once authentication has set
@@ -68,21 +86,24 @@ class RequestContext:
         return found
 
 
-_current: ContextVar[RequestContext | None] = ContextVar("mcp_request_context", default=None)
+Scope = MutableMapping[str, Any]
+_current: ContextVar[Scope | None] = ContextVar("mcp_request_scope", default=None)
 
 
 def current_request() -> RequestContext | None:
-    return _current.get()
+    scope = _current.get()
+    return RequestContext(scope) if scope is not None else None
 
 
-# The ContextVar's own methods, not wrappers: the outermost layer calls them on every request.
-enter_request: Callable[[RequestContext | None], Token[RequestContext | None]] = _current.set
-leave_request: Callable[[Token[RequestContext | None]], None] = _current.reset
+# The ContextVar's own methods, not wrappers: the outermost layer calls them on every request,
+# with the request's scope once it holds REQUEST_ID and ROUTE.
+enter_request: Callable[[Scope | None], Token[Scope | None]] = _current.set
+leave_request: Callable[[Token[Scope | None]], None] = _current.reset
 
 
 def annotate(name: str, value: Any) -> None:
     """Attach a field to the current request's log lines (no-op outside a request)."""
-    context = _current.get()
+    context = current_request()
     if context is not None:
         context.fields[name] = value
 
@@ -97,7 +118,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        context = _current.get()
+        context = current_request()
         if context is not None:
             entry["request_id"] = context.request_id
             entry["route"] = context.route
