@@ -271,18 +271,28 @@ class BearerAuth:
             if scope["type"] == "websocket":
                 return send({"type": "websocket.close", "code": 1008})
             return self.app(scope, receive, send)
+        if self.tool_scopes is None:
+            # The usual request, without a call to bearer_token(): one "Bearer <token>" header
+            # whose token was verified earlier. Anything else (no header, two, another
+            # spelling, a token not cached, whitespace a cached token cannot have) falls
+            # through to the full parse below, which decides.
+            value = second = None
+            for name, found in scope["headers"]:
+                if name == b"authorization":
+                    second = value
+                    value = found
+            if second is None and value is not None and value.startswith(b"Bearer "):
+                try:
+                    identity = self.authenticator.cached(value[7:].decode("latin-1"))
+                except Rejection as rejection:
+                    return self._rejected(scope, send, rejection)
+                if identity is not None:
+                    if self.on_outcome is not None:
+                        self.on_outcome("ok")
+                    scope["user"] = identity.user
+                    scope["auth"] = identity.credentials
+                    return self.app(scope, receive, send)
         token, problem = bearer_token(scope["headers"])
-        if token is not None and self.tool_scopes is None:
-            try:
-                identity = self.authenticator.cached(token)
-            except Rejection as rejection:
-                return self._rejected(scope, send, rejection)
-            if identity is not None:
-                if self.on_outcome is not None:
-                    self.on_outcome("ok")
-                scope["user"] = identity.user
-                scope["auth"] = identity.credentials
-                return self.app(scope, receive, send)
         return self._authenticate(scope, receive, send, token, problem)
 
     async def _authenticate(

@@ -161,6 +161,31 @@ async def test_two_authorization_headers_are_refused(tokens: TokenFactory) -> No
     assert response.json()["reason"] == "malformed"
 
 
+@pytest.mark.parametrize(
+    ("spelling", "status"),
+    [
+        (["Bearer {t}"], 200),
+        (["bearer {t}"], 200),
+        (["BEARER {t}"], 200),
+        (["Bearer   {t}  "], 200),
+        (["Bearer {t}", "Bearer {t}"], 401),
+        (["Bearer {t}", "Basic dXNlcjpwYXNz"], 401),
+        (["Bearer {t}x"], 401),
+        (["Bearer x{t}"], 401),
+        (["Basic {t}"], 401),
+    ],
+)
+async def test_a_cached_token_gets_the_same_answer_however_its_header_is_spelled(
+    tokens: TokenFactory, spelling: list[str], status: int
+) -> None:
+    token = tokens.token()
+    headers = [*MCP_HEADERS.items()] + [("Authorization", s.format(t=token)) for s in spelling]
+    async with running(make_service().app) as client:
+        assert structured(await client.post("/mcp", json=ADD, headers=bearer(token)))
+        response = await client.post("/mcp", json=ADD, headers=headers)
+    assert response.status_code == status
+
+
 async def test_an_oversized_token_gets_401_oversized(tokens: TokenFactory) -> None:
     async with running(make_service(max_token_bytes=4096).app) as client:
         token = tokens.token(padding="x" * 8000)
