@@ -35,6 +35,7 @@ from mcp_service.rejections import (
 )
 from mcp_service.scopes import TOOL_CALLS, ToolScopes
 from mcp_service.verifier import Claims, CognitoVerifier
+from observability.asgi import direct
 from observability.logs import annotate
 
 log = logging.getLogger("mcp_service.auth")
@@ -255,7 +256,7 @@ class BearerAuth:
         tool_scopes: ToolScopes | None = None,
         on_outcome: OutcomeHook | None = None,
     ) -> None:
-        self.app = app
+        self.app = direct(app)  # a bound __call__: cheaper to call per request
         self.authenticator = authenticator
         self.challenge = challenge
         self.public_paths = frozenset(public_paths)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.asgi import direct
 from observability.logs import REQUEST_ID, ROUTE, enter_request, leave_request, redact
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -86,7 +87,7 @@ class ObserveRequests:
         routes: Mapping[str, str] | Iterable[str],
         access_log: bool = False,
     ) -> None:
-        self.app = app
+        self.app = direct(app)  # a bound __call__: cheaper to call per request
         self.metrics = metrics
         self.routes: dict[str, str] = (
             dict(routes) if isinstance(routes, Mapping) else {path: path for path in routes}
