@@ -58,6 +58,7 @@ class Identity:
     jti: str | None
     origin_jti: str | None
     issued_at: float | None
+    raw: bytes  # the token's bytes as a header carries them, for the hot path's comparison
 
     @classmethod
     def from_claims(cls, token: str, claims: Claims) -> Identity:
@@ -88,6 +89,7 @@ class Identity:
             jti=_text(claims.get("jti")),
             origin_jti=_text(claims.get("origin_jti")),
             issued_at=float(iat) if isinstance(iat, int | float) else None,
+            raw=_raw(token),
         )
 
     def revoked_by(self, revocation: Revocation) -> bool:
@@ -99,18 +101,23 @@ class Identity:
         )
 
 
-# The in-process cache's key: the token's last 64 characters, all of them signature (a Cognito
-# RS256 signature is 342). Hashing a 1 KB token for a dict lookup costs ~3 k instructions a
-# request (bench/callgrind.py), its signature's tail a tenth of that. The key only finds a
-# candidate: an entry counts only if its token equals the one presented, so two tokens that
-# share a tail merely take each other's place, and a forged token carrying a cached token's
-# tail finds an entry it does not match, is verified, and is refused.
-L1_KEY_CHARS = 64
+# The in-process cache's key: the token's last 64 bytes, all of them signature (a Cognito
+# RS256 signature is 342 characters). Hashing a 1 KB token for a dict lookup costs ~3 k
+# instructions a request (bench/callgrind.py), its signature's tail a tenth of that. The key
+# only finds a candidate: an entry counts only if its whole token equals the one presented, so
+# two tokens that share a tail merely take each other's place, and a forged token carrying a
+# cached token's tail finds an entry it does not match, is verified, and is refused.
+L1_KEY_BYTES = 64
+BEARER_PREFIX = b"Bearer "
 
 
-def local_key(token: str) -> str:
-    """The in-process cache key of `token` (see L1_KEY_CHARS)."""
-    return token[-L1_KEY_CHARS:]
+def local_key(token: str) -> bytes:
+    """The in-process cache key of `token` (see L1_KEY_BYTES)."""
+    return _raw(token)[-L1_KEY_BYTES:]
+
+
+def _raw(token: str) -> bytes:
+    return token.encode("utf-8", "surrogateescape")
 
 
 class Authenticator:
@@ -135,11 +142,16 @@ class Authenticator:
         self.revoked = revoked if revoked is not None else RevocationSet()
         self.on_cache = on_cache
 
-    def cached(self, token: str) -> Identity | None:
+    def cached(self, authorization: bytes) -> Identity | None:
         """The hot path, without a coroutine: the identity of a token verified earlier (L1),
-        checked against the revocations and the required scopes; None when not cached."""
-        identity = self.cache.get(token[-L1_KEY_CHARS:])  # local_key(), inline
-        if identity is None or identity.access_token.token != token:
+        checked against the revocations and the required scopes; None when not cached.
+        `authorization` is an Authorization header value that starts with BEARER_PREFIX: the
+        token is compared where it lies, not copied out and decoded (1 KB, every request)."""
+        identity = self.cache.get(authorization[-L1_KEY_BYTES:])  # local_key(), on the bytes
+        if identity is None:
+            return None
+        raw = identity.raw
+        if len(authorization) != len(BEARER_PREFIX) + len(raw) or not authorization.endswith(raw):
             return None
         if self.on_cache is not None:
             self.on_cache("l1")
@@ -158,7 +170,7 @@ class Authenticator:
     async def authenticate(self, token: str) -> Identity:
         key = local_key(token)
         identity = self.cache.get(key)
-        if identity is None or identity.access_token.token != token:
+        if identity is None or identity.access_token.token != token:  # see L1_KEY_BYTES
             identity = await self._resolve(token, token_key(token))
             self.cache.put(key, identity, identity.expires_at)
         elif self.on_cache is not None:
@@ -282,9 +294,9 @@ class BearerAuth:
                 if name == b"authorization":
                     second = value
                     value = found
-            if second is None and value is not None and value.startswith(b"Bearer "):
+            if second is None and value is not None and value.startswith(BEARER_PREFIX):
                 try:
-                    identity = self.authenticator.cached(value[7:].decode("latin-1"))
+                    identity = self.authenticator.cached(value)
                 except Rejection as rejection:
                     return self._rejected(scope, send, rejection)
                 if identity is not None:
