@@ -4,8 +4,12 @@
                                  [--redis redis://127.0.0.1:6379/0] [--only NAME ...]
 
 Each row is one public class doing its job, never a re-implementation of it:
+  l1-header          Authenticator.cached() of an Authorization header whose token is in the
+                     in-process cache: what BearerAuth does per request (key from the header's
+                     tail, LRU lookup, the whole token compared in place, revocation and scope
+                     checks), no coroutine
   l1-hit             Authenticator.authenticate() of a token already in the in-process cache
-                     (sha256, LRU lookup, revocation check, scope check)
+                     (the same, as a coroutine, from the token string)
   l2-hit             Authenticator.authenticate() with L1 off and L2 on: SharedTokenStore GET on
                      Redis, unseal (HMAC), JSON, the claim rules, building the identity
   l2-get             SharedTokenStore.get() alone (redis-py GET + unseal + JSON)
@@ -154,6 +158,14 @@ async def setup(bench: Bench) -> None:
     # L1: the Authenticator as the app builds it, the token already cached.
     l1 = Authenticator(verifier, LocalTokenCache[Identity](10_000))
     await l1.authenticate(token)
+    header = b"Bearer " + token.encode()
+    bench.add(
+        "l1-header",
+        "Authenticator.cached, header in L1",
+        lambda: l1.cached(header),
+        1_000_000,
+        is_async=False,
+    )
     bench.add("l1-hit", "Authenticator, token in L1", lambda: l1.authenticate(token), 200_000)
 
     # L2: the same Authenticator with an L1 that keeps nothing, over the real Redis.

@@ -112,8 +112,9 @@ BEARER_PREFIX = b"Bearer "
 
 
 def local_key(token: str) -> bytes:
-    """The in-process cache key of `token` (see L1_KEY_BYTES)."""
-    return _raw(token)[-L1_KEY_BYTES:]
+    """The in-process cache key of `token` (see L1_KEY_BYTES): for an ASCII token, as every
+    token a header can carry, the last 64 bytes of the header too."""
+    return _raw(token[-L1_KEY_BYTES:])
 
 
 def _raw(token: str) -> bytes:
