@@ -156,17 +156,7 @@ class Authenticator:
             return None
         if self.on_cache is not None:
             self.on_cache("l1")
-        revoked = self.revoked  # _checked, inline: this runs on every request
-        if revoked.active and revoked.is_revoked(
-            jti=identity.jti,
-            origin_jti=identity.origin_jti,
-            sub=identity.subject,
-            iat=identity.issued_at,
-        ):
-            raise InvalidToken(Reason.REVOKED)
-        if not self._required <= identity.scopes:
-            raise InsufficientScope(self.required_scopes)
-        return identity
+        return self._checked(identity)
 
     async def authenticate(self, token: str) -> Identity:
         key = local_key(token)
