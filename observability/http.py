@@ -58,9 +58,6 @@ class _Ids:
         self.new = map(digits.__getitem__, map(slice, range(0, len(digits), size), ends))
         return next(self.new)
 
-    def next(self) -> str:
-        return next(self.new, None) or self.refill()
-
 
 _ids = _Ids()
 
@@ -72,7 +69,7 @@ def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SANE_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return _ids.next()
+    return next(_ids.new, None) or _ids.refill()
 
 
 class ObserveRequests:
@@ -101,14 +98,7 @@ class ObserveRequests:
             return
         timed = self.timed
         started = perf_counter() if timed else 0.0
-        rid = None
-        for name, value in scope["headers"]:  # request_id(), inline: every request runs this
-            if name == REQUEST_ID_HEADER:
-                if _SANE_ID.fullmatch(value):
-                    rid = value.decode("ascii")
-                break
-        if rid is None:
-            rid = next(_ids.new, None) or _ids.refill()
+        rid = request_id(scope["headers"])
         route = self.routes.get(scope["path"], "other")
         scope[REQUEST_ID] = rid  # the request's log context (observability.logs)
         scope[ROUTE] = route
