@@ -49,16 +49,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.variants import bench_token  # noqa: E402
+from bench.variants import CALL, bench_token, call_headers  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
-AUTHENTICATED = {"fastmcp-jwt", "auth", "full"}
 SERVER = ROOT / "bench" / "variants.py"  # serves `VARIANT PORT`
 WARM_UP = 20  # calls before instrumentation is switched on: caches filled, lazy imports done
 
@@ -99,9 +92,7 @@ def instructions(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        headers = {"Accept": "application/json, text/event-stream"}
-        if variant in AUTHENTICATED:
-            headers["Authorization"] = f"Bearer {bearer}"
+        headers = call_headers(variant, bearer)
         switched_on = time.monotonic()
         try:
             deadline = time.monotonic() + 600

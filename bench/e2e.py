@@ -50,17 +50,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.variants import bench_token  # noqa: E402
+from bench.variants import AUTHENTICATED, CALL, bench_token, call_headers  # noqa: E402
 from tests.support.processes import RedisServer, free_port  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "wrk" / "tools_call.lua"
-AUTHENTICATED = {"fastmcp-jwt", "auth", "full"}
-CALL = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "tools/call",
-    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
-}
 
 
 class Server:
@@ -71,9 +64,7 @@ class Server:
     ) -> None:
         self.variant = variant
         self.port = free_port()
-        self.headers = {"Accept": "application/json, text/event-stream"}
-        if variant in AUTHENTICATED:
-            self.headers["Authorization"] = f"Bearer {bearer}"
+        self.headers = call_headers(variant, bearer)
         command = [sys.executable, str(ROOT / "bench" / "variants.py"), variant, str(self.port)]
         self.process = subprocess.Popen(
             [*pinned(cpus), *command, "--workers", str(workers)],

@@ -43,6 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("plain", "plain-gcfreeze", "fastmcp-jwt", "auth", "full")
 AUTHENTICATED = frozenset({"fastmcp-jwt", "auth", "full"})
+# The request every benchmark sends: one tools/call of `add`.
+CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "add", "arguments": {"a": 5, "b": 3}},
+}
 VARIANT_ENV = "BENCH_VARIANT"
 # Never reached during a run, so every request still makes the limiter's Redis round trip.
 NEVER_LIMITING = "999999999/minute"
@@ -60,6 +67,14 @@ def bench_token() -> str:
     from tests.support.tokens import TokenFactory
 
     return TokenFactory(key=bench_key()).token(exp=2_000_000_000)
+
+
+def call_headers(variant: str, bearer: str) -> dict[str, str]:
+    """The headers of CALL for `variant`: the bearer token only where the variant checks one."""
+    headers = {"Accept": "application/json, text/event-stream"}
+    if variant in AUTHENTICATED:
+        headers["Authorization"] = f"Bearer {bearer}"
+    return headers
 
 
 def plain_app(auth: Any = None, gc_freeze: bool = False) -> Any:
