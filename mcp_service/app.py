@@ -275,7 +275,7 @@ def _subject_limiter(settings: Settings) -> SubjectLimiter | None:
         timeout = settings.rate_limit_redis_timeout_seconds
         redis = RedisWindows(
             RedisAddress.from_url(settings.redis_url),
-            prefix=settings.rate_limit_key_prefix,
+            prefix=settings.rate_limit_prefix,
             reply_timeout=timeout,
             connect_timeout=max(1.0, timeout),
         )

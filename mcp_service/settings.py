@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     rate_limit_fallback: str = ""
     rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     rate_limit_failure_mode: Literal["open", "closed"] = "open"
-    rate_limit_key_prefix: str = Field(default="mcp:v1:rl:", min_length=1, max_length=200)
+    rate_limit_key_prefix: str = Field(default="", max_length=200)
     rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     rate_limit_redis_cooldown_seconds: float = Field(default=2.0, gt=0, le=300)
     ip_rate_limit: str = "100/second"
@@ -272,10 +272,16 @@ class Settings(BaseSettings):
 
         for cidr in value:
             try:
-                ip_network(cidr, strict=False)
+                ip_network(cidr, strict=True)
             except ValueError:
+                try:
+                    network = ip_network(cidr, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{cidr!r} is not an IP address or CIDR such as 10.0.0.0/8"
+                    ) from None
                 raise ValueError(
-                    f"{cidr!r} is not an IP address or CIDR such as 10.0.0.0/8"
+                    f"{cidr!r} has host bits set: write the network, {network}"
                 ) from None
         return value
 
@@ -337,6 +343,11 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return self.cognito_jwks_url or f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def rate_limit_prefix(self) -> str:
+        """RATE_LIMIT_KEY_PREFIX, or the rate-limit keys' place under REDIS_KEY_PREFIX."""
+        return self.rate_limit_key_prefix or f"{self.redis_key_prefix}:v1:rl:"
 
     @property
     def client_id(self) -> str:

@@ -208,7 +208,28 @@ def test_rate_limit_settings_have_production_defaults(monkeypatch: pytest.Monkey
     assert settings.ip_rate_limit == "100/second"
     assert settings.max_in_flight == 256
     assert settings.tool_timeout_seconds == 25
-    assert settings.rate_limit_key_prefix == "mcp:v1:rl:"
+    assert settings.rate_limit_prefix == "mcp:v1:rl:"
+
+
+def test_rate_limit_keys_live_under_the_redis_key_prefix() -> None:
+    settings = load_settings(_env_file=None, redis_key_prefix="tenant")
+    assert settings.rate_limit_prefix == "tenant:v1:rl:"
+
+
+def test_an_explicit_rate_limit_key_prefix_wins() -> None:
+    settings = load_settings(
+        _env_file=None, redis_key_prefix="tenant", rate_limit_key_prefix="tenant:limits:"
+    )
+    assert settings.rate_limit_prefix == "tenant:limits:"
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1/8", "10.1.2.3/16", "fd00::1/64"])
+def test_trusted_proxies_with_host_bits_set_are_refused(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, trusted_proxies=value)
+    [(variable, message)] = caught.value.problems
+    assert variable == "TRUSTED_PROXIES"
+    assert "host bits" in message
 
 
 def test_off_switches_a_limit_off(monkeypatch: pytest.MonkeyPatch) -> None:
