@@ -68,8 +68,11 @@ from cache.revocations import Revocation, RevocationSet
 from cache.seal import Sealer
 from cache.tokens import LocalTokenCache, SharedTokenStore, token_key
 from cache.windows import MemoryWindows, RedisWindows, parse_limits
-from mcp_service.auth import Authenticator, Identity
-from mcp_service.ratelimit import IpRateLimit, Policies, SubjectLimiter
+from mcp_service.authenticator import Authenticator
+from mcp_service.identity import Identity
+from mcp_service.limiter import SubjectLimiter
+from mcp_service.policies import Policies
+from mcp_service.ratelimit import IpRateLimit
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
 from tests.support.tokens import CLIENT_ID, ISSUER, TokenFactory, jwks_of, kid_of, rsa_key
 

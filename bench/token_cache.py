@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cache.redis import SharedRedis, create_redis
 from cache.seal import Sealer
 from cache.tokens import LocalTokenCache, SharedTokenStore, token_key
-from mcp_service.auth import Authenticator, Identity
+from mcp_service.authenticator import Authenticator
+from mcp_service.identity import Identity
 from tests.support.service import FakeJwks, make_service
 from tests.support.tokens import TokenFactory
 

@@ -24,6 +24,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from cache.jwks_store import SharedJwks
+from observability.health import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,15 @@ class JwksCache:
         if key is None:
             raise UnknownKeyError(kid)
         return key
+
+    async def readiness(self) -> CheckResult:
+        """Readiness: ready when signing keys are loaded or can be loaded now."""
+        if not self.loaded:
+            try:
+                await self.refresh()
+            except Exception as exc:
+                return CheckResult.down(f"no signing keys: {exc}")
+        return CheckResult.ok(f"{len(self.kids)} signing keys loaded")
 
     async def refresh(self) -> None:
         """Load now (sharing any load already under way); errors propagate."""

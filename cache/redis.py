@@ -22,6 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from observability.health import CheckResult
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -160,6 +162,14 @@ class SharedRedis:
         if self.on_operation is not None:
             self.on_operation(operation, outcome, seconds)
 
+    async def readiness(self) -> CheckResult:
+        """Readiness: a PING through the gate, so the breaker hears the answer. Redis down is
+        degraded, not down: tokens are verified locally, and a 503 here would empty the load
+        balancer of every replica at once."""
+        if await self.run("ping", _ping, False):
+            return CheckResult.ok("reachable")
+        return CheckResult.degraded(f"unreachable (breaker {self.breaker.state.value}); fail-open")
+
     def status(self) -> str:
         """For readiness: "disabled" (no REDIS_URL), "ok", or "unavailable" (breaker open)."""
         if not self.enabled:
@@ -172,3 +182,7 @@ class SharedRedis:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.timeout):
                     await self.client.aclose()
+
+
+async def _ping(client: Redis) -> bool:
+    return bool(await client.ping())

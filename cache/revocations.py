@@ -23,6 +23,7 @@ from typing import Any, Literal
 from redis.exceptions import RedisError
 
 from cache.redis import SharedRedis
+from observability.health import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,12 @@ class RevocationListener:
         self._reload_interval = reload_interval
         self._retry_delay = retry_delay
         self.synced = asyncio.Event()
+
+    async def readiness(self) -> CheckResult:
+        """Readiness: out of step with Redis is degraded (the revocations known here apply)."""
+        if self.synced.is_set():
+            return CheckResult.ok("in sync")
+        return CheckResult.degraded("not in sync with Redis; applying the revocations known here")
 
     async def run(self) -> None:
         """Subscribe, load, apply; on any failure wait (backing off to 4x) and start again."""

@@ -8,47 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_service.body import read_body, replay
+from mcp_service.errors import BodyTooLarge
+from mcp_service.refusals import problem
 from observability.asgi import direct
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(receive: Receive, limit: int | None = None) -> bytes:
-    """The whole request body; `BodyTooLarge` past `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break  # the client went away: what we have is all there is
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if limit is not None and size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the app a body already read, then defers to the real one."""
-    pending = True
-
-    async def receive_again() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return receive_again
+TOO_LARGE = problem(
+    413,
+    "body_too_large",
+    "The request body is larger than this server accepts.",
+    headers={"connection": "close"},
+)
+BAD_LENGTH = problem(
+    400,
+    "invalid_content_length",
+    "The Content-Length header is not one decimal number.",
+    headers={"connection": "close"},
+)
 
 
 class BodyLimit:
@@ -66,35 +45,20 @@ class BodyLimit:
         for name, value in scope["headers"]:  # a loop: cheaper than a comprehension here
             if name == b"content-length":
                 if declared is not None:
-                    return _refuse(send, 400, b"invalid Content-Length")
+                    return BAD_LENGTH.send(send)
                 declared = value
         if declared is None:
             return self._chunked(scope, receive, send)
         if not declared.isdigit():
-            return _refuse(send, 400, b"invalid Content-Length")
+            return BAD_LENGTH.send(send)
         if int(declared) > self.max_bytes:
-            return _refuse(send, 413, b"request body too large")
+            return TOO_LARGE.send(send)
         return self.app(scope, receive, send)
 
     async def _chunked(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await read_body(receive, self.max_bytes)
         except BodyTooLarge:
-            await _refuse(send, 413, b"request body too large")
+            await TOO_LARGE.send(send)
             return
         await self.app(scope, replay(body, receive), send)
-
-
-async def _refuse(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(text)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": text})

@@ -13,14 +13,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mcp_service.settings import Problem, Settings, SettingsError, load_settings
+from mcp_service.errors import CommandError, Problem, SettingsError
+from mcp_service.settings import Settings, load_settings
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-
-
-class CommandError(Exception):
-    """A failure to report as one line with exit status 1."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,7 +203,7 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
 
 def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     from cache.revocations import Kind
-    from mcp_service.revoke import RevokeError, list_revocations, revoke
+    from mcp_service.revoke import list_revocations, revoke
     from observability.logs import configure_logging
 
     if not settings.redis_url:
@@ -217,13 +214,10 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     if not args.list and not (value or "").strip():
         print(f"mcp-service revoke: --{kind} needs a value", file=sys.stderr)
         return EXIT_CONFIG
-    try:
-        if args.list:
-            lines = asyncio.run(list_revocations(settings))
-        else:
-            lines = [asyncio.run(revoke(settings, kind, value.strip(), args.reason))]
-    except RevokeError as exc:
-        raise CommandError(str(exc)) from None
+    if args.list:
+        lines = asyncio.run(list_revocations(settings))
+    else:
+        lines = [asyncio.run(revoke(settings, kind, value.strip(), args.reason))]
     for line in lines:
         print(line)
     return 0
@@ -236,19 +230,15 @@ def _client_settings(settings: Settings) -> None:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from mcp_service.client import TokenRequestError, fetch_token
+    from mcp_service.client import fetch_token
 
     _client_settings(settings)
-    try:
-        token = asyncio.run(fetch_token(settings, args.scope))
-    except TokenRequestError as exc:
-        raise CommandError(str(exc)) from None
-    print(token)
+    print(asyncio.run(fetch_token(settings, args.scope)))
     return 0
 
 
 def _call(settings: Settings, args: argparse.Namespace) -> int:
-    from mcp_service.client import CallError, TokenRequestError, call_tool, parse_arguments
+    from mcp_service.client import call_tool, parse_arguments
 
     _client_settings(settings)
     try:
@@ -257,9 +247,6 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
         print(f"mcp-service call: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     url = args.url or settings.mcp_url
-    try:
-        result = asyncio.run(call_tool(settings, url, args.tool, arguments, args.scope))
-    except (TokenRequestError, CallError) as exc:
-        raise CommandError(str(exc)) from None
+    result = asyncio.run(call_tool(settings, url, args.tool, arguments, args.scope))
     print(json.dumps(result, default=str))
     return 0

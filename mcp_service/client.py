@@ -11,17 +11,10 @@ from typing import Any
 import httpx
 import httpx2
 
+from mcp_service.errors import CallError, TokenRequestError
 from mcp_service.settings import Settings
 
 REFUSALS = frozenset({401, 403, 413, 429, 503})
-
-
-class TokenRequestError(Exception):
-    pass
-
-
-class CallError(Exception):
-    pass
 
 
 def parse_arguments(pairs: Sequence[str]) -> dict[str, Any]:

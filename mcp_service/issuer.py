@@ -27,13 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_service.bodylimit import BodyTooLarge, read_body
+from mcp_service.body import read_body
+from mcp_service.errors import BodyTooLarge, IssuerKeyError
+from mcp_service.refusals import oauth_error
 
 MAX_FORM_BYTES = 8192
-
-
-class IssuerKeyError(Exception):
-    """The dev key file cannot be used (unreadable, not a key, or open to other users)."""
 
 
 def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
@@ -209,8 +207,4 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
 def _oauth_error(
     error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
 ) -> Response:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
+    return oauth_error(status, error, description, headers=headers).response()

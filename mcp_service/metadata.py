@@ -7,9 +7,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_service.auth import Challenge
-
-WELL_KNOWN = "/.well-known/oauth-protected-resource"
+from mcp_service.challenge import WELL_KNOWN, Challenge
 
 
 class ResourceMetadata:

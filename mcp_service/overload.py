@@ -8,23 +8,14 @@ and metrics probes are never refused, so an overloaded replica is not also decla
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_service.refusals import REDUCED_CAPACITY, problem
 from observability.asgi import direct
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-OVERLOADED = json.dumps(
-    {
-        "type": "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
-        "title": "Server overloaded",
-        "status": 503,
-        "detail": "This replica is at its limit of requests in flight; retry shortly.",
-        "reason": "overloaded",
-    }
-).encode()
 
 
 class InFlightLimit:
@@ -42,7 +33,14 @@ class InFlightLimit:
         self.app = direct(app)  # a bound __call__: cheaper to call per request
         self.limit = limit
         self.exempt_paths = frozenset(exempt_paths)
-        self.retry_after = str(retry_after).encode()
+        self.refusal = problem(
+            503,
+            "overloaded",
+            "This replica is at its limit of requests in flight; retry shortly.",
+            kind=REDUCED_CAPACITY,
+            title="Server overloaded",
+            headers={"retry-after": str(retry_after)},
+        )
         self.on_shed = on_shed
         self.in_flight = 0
 
@@ -53,26 +51,10 @@ class InFlightLimit:
         if self.in_flight >= self.limit:
             if self.on_shed is not None:
                 self.on_shed()
-            await _refuse(send, self.retry_after)
+            await self.refusal.send(send)
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-
-
-async def _refuse(send: Send, retry_after: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", b"%d" % len(OVERLOADED)),
-                (b"retry-after", retry_after),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": OVERLOADED})

@@ -9,14 +9,11 @@ import socket
 from datetime import UTC, datetime
 
 from cache.revocations import Kind, Revocation, RevocationError, RevocationStore
+from mcp_service.errors import RevokeError
 from mcp_service.settings import Settings
 from mcp_service.shared import shared_redis
 
 log = logging.getLogger("mcp_service.revocations")
-
-
-class RevokeError(Exception):
-    pass
 
 
 def _store(settings: Settings) -> RevocationStore:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_service.rejections import InsufficientScope
+from mcp_service.errors import InsufficientScope
 
 # Where BearerAuth leaves the names of the tools a request calls, once it has parsed the body,
 # so that the rate limiter does not parse it again.

@@ -18,6 +18,10 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from mcp_service.errors import Problem, SettingsError
+
+__all__ = ["Problem", "Settings", "SettingsError", "load_settings"]
+
 AppEnv = Literal["local", "development", "test", "staging", "production"]
 TokenUse = Literal["access", "id", "any"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -30,7 +34,6 @@ DEFAULT_MCP_URL = "http://127.0.0.1:8000/mcp"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _POOL_ID = re.compile(r"^[\w-]+_[0-9A-Za-z]+$")
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 scope-token
-Problem = tuple[str, str]
 
 
 def _default_key_file() -> Path:
@@ -450,14 +453,6 @@ class Settings(BaseSettings):
         if not self.token_endpoint:
             problems.append(("TOKEN_URL", "required: the Cognito /oauth2/token endpoint"))
         return problems
-
-
-class SettingsError(Exception):
-    """Settings that cannot be used; `problems` holds one (VARIABLE, message) per line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
-        self.problems = problems
 
 
 def load_settings(**overrides: Any) -> Settings:

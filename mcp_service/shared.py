@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from cache.redis import CircuitBreaker, SharedRedis, create_redis
+from cache.redis import CircuitBreaker, OperationHook, SharedRedis, create_redis
 from cache.seal import Sealer
 from mcp_service.settings import Settings
 
 
-def shared_redis(settings: Settings) -> SharedRedis:
+def shared_redis(settings: Settings, *, on_operation: OperationHook | None = None) -> SharedRedis:
     """The process's Redis gate; without REDIS_URL, a gate that is always closed."""
     client = None
     if settings.redis_url:
@@ -21,6 +21,7 @@ def shared_redis(settings: Settings) -> SharedRedis:
         prefix=settings.redis_key_prefix,
         timeout=settings.redis_timeout_seconds,
         breaker=CircuitBreaker(cooloff=settings.redis_breaker_cooloff_seconds),
+        on_operation=on_operation,
     )
 
 

@@ -21,7 +21,7 @@ import jwt
 from jwt.exceptions import InvalidSignatureError, InvalidTokenError
 
 from cache.jwks import JwksUnavailableError, KeySource, UnknownKeyError
-from mcp_service.rejections import InvalidToken, KeysUnavailable, Reason
+from mcp_service.errors import InvalidToken, KeysUnavailable, Reason
 
 ALGORITHMS = ("RS256",)
 # Header parameters that would let a token name its own key, or demand semantics we do not

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from mcp_service.app import build_service
-from mcp_service.issuer import IssuerKeyError, load_or_create_key
+from mcp_service.errors import IssuerKeyError
+from mcp_service.issuer import load_or_create_key
 from mcp_service.settings import LOCAL_CLIENT_ID, LOCAL_CLIENT_SECRET, Settings
 from tests.support.asgi import MCP_HEADERS, rpc, running
 

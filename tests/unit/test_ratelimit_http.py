@@ -160,7 +160,7 @@ async def test_a_tool_name_written_with_json_escapes_still_costs(tokens: TokenFa
 
 def test_a_request_spends_one_plus_the_extra_of_each_costly_call() -> None:
     from cache.windows import parse_limits
-    from mcp_service.ratelimit import Policies
+    from mcp_service.policies import Policies
 
     policies = Policies(parse_limits("10/minute"), tool_costs={"get_user_info": 4, "add": 1})
     assert policies.cost([]) == 1

@@ -3,16 +3,21 @@ the settings that carry them (property-based where the input is open-ended)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
+from typing import Any
 
 import limits
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from starlette.middleware import Middleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cache.redisline import RedisAddress
 from cache.windows import Limit, parse_limits
-from mcp_service.clientip import TrustedProxies, limit_key, parse_address
+from mcp_service.limitkeys import address_key
 from mcp_service.settings import SettingsError, load_settings
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
@@ -72,9 +77,9 @@ def test_limits_are_ordered_from_the_shortest_window() -> None:
     assert parse_limits("600/minute; 10/second") == (Limit(10, 1), Limit(600, 60))
 
 
-# X-Forwarded-For ----------------------------------------------------------------------------
+# X-Forwarded-For: one rule, uvicorn's proxy-headers middleware, as the service declares it ------
 
-PROXIES = TrustedProxies(["10.0.0.0/8", "fd00::/8"])
+TRUSTED = ["10.0.0.0/8", "fd00::/8"]
 trusted_v4 = st.ip_addresses(v=4, network="10.0.0.0/8").map(str)
 untrusted_v4 = st.ip_addresses(v=4).filter(lambda ip: ip not in ipaddress.ip_network("10.0.0.0/8"))
 untrusted = st.one_of(
@@ -84,14 +89,37 @@ untrusted = st.one_of(
 junk = st.text(alphabet=st.characters(codec="latin-1"), max_size=30)
 
 
+@functools.cache
+def proxy_layers(trusted: str) -> list[Middleware]:
+    """The service's proxy-headers layers (at most one) for TRUSTED_PROXIES=trusted."""
+    from tests.support.service import make_service
+
+    service = make_service(trusted_proxies=trusted)
+    return [layer for layer in service.layers if layer.cls is ProxyHeadersMiddleware]
+
+
+def client_seen(peer: str, lines: list[bytes]) -> str:
+    """The client address the layers inside see behind the service's proxy-headers layer."""
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    [layer] = proxy_layers(",".join(TRUSTED))
+    wrapped = layer.cls(app, *layer.args, **layer.kwargs)
+    headers = [(b"x-forwarded-for", line) for line in lines]
+    scope = {"type": "http", "client": (peer, 4711), "headers": headers}
+    asyncio.run(wrapped(scope, None, None))
+    return seen[0]
+
+
 def header(*hops: str) -> list[bytes]:
     return [", ".join(hops).encode("latin-1")]
 
 
 @given(peer=untrusted, hops=st.lists(st.one_of(untrusted, trusted_v4, junk), max_size=6))
 def test_an_untrusted_peer_is_the_client_whatever_it_forwards(peer: str, hops: list[str]) -> None:
-    assert PROXIES.client(peer, header(*hops)) == peer
-    assert TrustedProxies().client(peer, header(*hops)) == peer
+    assert client_seen(peer, header(*hops)) == peer
 
 
 @given(
@@ -104,7 +132,7 @@ def test_behind_trusted_proxies_the_client_is_the_rightmost_untrusted_hop(
     client: str, forged: list[str], proxies: list[str], peer: str
 ) -> None:
     assume(all("," not in hop for hop in forged))
-    assert PROXIES.client(peer, header(*forged, client, *proxies)) == client
+    assert client_seen(peer, header(*forged, client, *proxies)) == client
 
 
 @given(client=untrusted, proxies=st.lists(trusted_v4, min_size=1, max_size=3), peer=trusted_v4)
@@ -112,28 +140,20 @@ def test_a_chain_split_over_several_header_lines_reads_the_same(
     client: str, proxies: list[str], peer: str
 ) -> None:
     lines = [client.encode(), *(p.encode() for p in proxies)]
-    assert PROXIES.client(peer, lines) == client
-
-
-@given(peer=trusted_v4, lines=st.lists(st.binary(max_size=60), max_size=4))
-def test_any_header_bytes_give_an_address_from_the_chain_or_the_peer(
-    peer: str, lines: list[bytes]
-) -> None:
-    result = PROXIES.client(peer, lines)
-    assert result == peer or parse_address(result) is not None
-
-
-def test_a_hop_that_is_not_an_address_ends_the_walk_at_the_last_trusted_hop() -> None:
-    assert PROXIES.client("10.0.0.1", header("203.0.113.9", "unknown", "10.0.0.2")) == "10.0.0.2"
+    assert client_seen(peer, lines) == client
 
 
 def test_addresses_with_ports_and_brackets_are_read() -> None:
-    assert PROXIES.client("10.0.0.1", header("203.0.113.9:4711")) == "203.0.113.9"
-    assert PROXIES.client("10.0.0.1", header("[2001:db8::7]:4711")) == "2001:db8::7"
+    assert client_seen("10.0.0.1", header("203.0.113.9:4711")) == "203.0.113.9"
+    assert client_seen("10.0.0.1", header("[2001:db8::7]:4711")) == "2001:db8::7"
 
 
 def test_when_every_hop_is_trusted_the_leftmost_is_the_client() -> None:
-    assert PROXIES.client("10.0.0.1", header("10.9.9.9", "10.0.0.2")) == "10.9.9.9"
+    assert client_seen("10.0.0.1", header("10.9.9.9", "10.0.0.2")) == "10.9.9.9"
+
+
+def test_without_trusted_proxies_there_is_no_proxy_headers_layer() -> None:
+    assert proxy_layers("") == []
 
 
 # Client keys ------------------------------------------------------------------------------------
@@ -144,17 +164,17 @@ def test_ipv6_clients_in_one_64_share_a_key(address: ipaddress.IPv6Address, host
     assume(address.ipv4_mapped is None)
     sibling = ipaddress.IPv6Address((int(address) >> 64 << 64) | host)
     assume(sibling.ipv4_mapped is None)
-    assert limit_key(str(address)) == limit_key(str(sibling))
+    assert address_key(str(address)) == address_key(str(sibling))
 
 
 def test_ipv6_clients_in_different_64s_do_not() -> None:
-    assert limit_key("2001:db8:0:1::5") != limit_key("2001:db8:0:2::5")
+    assert address_key("2001:db8:0:1::5") != address_key("2001:db8:0:2::5")
 
 
 @given(st.ip_addresses(v=4))
 def test_an_ipv4_client_is_its_address(address: ipaddress.IPv4Address) -> None:
-    assert limit_key(str(address)) == str(address)
-    assert limit_key(f"::ffff:{address}") == str(address)
+    assert address_key(str(address)) == str(address)
+    assert address_key(f"::ffff:{address}") == str(address)
 
 
 # Settings ---------------------------------------------------------------------------------------

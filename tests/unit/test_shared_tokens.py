@@ -10,8 +10,9 @@ import pytest
 
 from cache.seal import Sealer
 from cache.tokens import LocalTokenCache, SharedTokenStore, token_key
-from mcp_service.auth import Authenticator, Identity
-from mcp_service.rejections import InvalidToken, Reason
+from mcp_service.authenticator import Authenticator
+from mcp_service.errors import InvalidToken, Reason
+from mcp_service.identity import Identity
 from tests.support.fleet import OTHER_SECRET, SECRET, shared_redis
 from tests.support.service import FakeJwks, make_service
 from tests.support.tokens import OTHER_CLIENT_ID, TokenFactory

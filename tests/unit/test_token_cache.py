@@ -77,7 +77,7 @@ def test_keys_are_sha256_digests_not_tokens() -> None:
 async def test_a_cached_token_does_not_vouch_for_a_tampered_copy() -> None:
     """The in-process cache is keyed by the whole token: a copy with one signature character
     changed, sent after the genuine token was cached, is verified afresh and refused."""
-    from mcp_service.rejections import InvalidToken, Reason
+    from mcp_service.errors import InvalidToken, Reason
     from tests.support.service import make_service
     from tests.support.tokens import TokenFactory
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cache.jwks import JwksCache
-from mcp_service.rejections import InvalidToken, KeysUnavailable, Reason
+from mcp_service.errors import InvalidToken, KeysUnavailable, Reason
 from mcp_service.verifier import CognitoVerifier, VerifierConfig
 from tests.support.tokens import (
     CLIENT_ID,

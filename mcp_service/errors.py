@@ -1,4 +1,23 @@
-"""Why a request was refused: reason codes and the exceptions that carry them.
+"""Every exception of the service, and the reason codes a refusal carries.
+
+The exceptions of the three packages, as a reader meets them (`cache.errors` holds the shared
+state's own, which may not import this module):
+
+* `Rejection` -- a request refused by authentication; `reason` is a `Reason` code,
+  `status` the HTTP status the transport answers with. Never carries the token.
+    * `InvalidToken` -- 401 `invalid_token`: the token must not be honoured.
+    * `InsufficientScope` -- 403 `insufficient_scope`: a valid token lacks a scope.
+    * `KeysUnavailable` -- 503 with `Retry-After`: no signing key can be had right now.
+* `BodyTooLarge` -- a request body read past its limit (413).
+* `SettingsError` -- settings that cannot be used; `problems` holds one (VARIABLE, message)
+  per line; the CLI prints them and exits 2.
+* `IssuerKeyError` -- the embedded issuer's key file is unusable (exit 2 at start).
+* `CommandError` -- a CLI operation failed (exit 1), with one line to print:
+    * `TokenRequestError` -- `token`/`call`: the token endpoint refused or was unreachable.
+    * `CallError` -- `call`: the MCP server refused or the tool failed.
+    * `RevokeError` -- `revoke`: Redis could not record or list revocations.
+* `cache.errors.CacheError` -- the shared state's failures (JWKS, Redis connection,
+  revocation store); request-path code turns them into a `Rejection` or a degraded answer.
 
 A reason code is a bounded label: safe for metrics, logs and the `error_description` a client
 sees. It never carries the token or anything read from it.
@@ -90,3 +109,38 @@ class KeysUnavailable(Rejection):
     def __init__(self, detail: str = "", retry_after: float = 1.0) -> None:
         super().__init__(Reason.JWKS_UNAVAILABLE, detail)
         self.retry_after = retry_after
+
+
+class BodyTooLarge(Exception):
+    """A request body went past the limit it was read with."""
+
+
+Problem = tuple[str, str]  # (VARIABLE, message): one line of a settings report
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; `problems` holds one (VARIABLE, message) per line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+        self.problems = problems
+
+
+class IssuerKeyError(Exception):
+    """The dev key file cannot be used (unreadable, not a key, or open to other users)."""
+
+
+class CommandError(Exception):
+    """A CLI operation that failed: reported as one line, exit status 1."""
+
+
+class TokenRequestError(CommandError):
+    """The token endpoint refused the request or could not be reached."""
+
+
+class CallError(CommandError):
+    """The MCP server refused the call, could not be reached, or the tool failed."""
+
+
+class RevokeError(CommandError):
+    """A revocation could not be written to or read from Redis."""
