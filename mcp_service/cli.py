@@ -134,9 +134,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "log_config": None,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "timeout_keep_alive": 75,  # longer than the ALB idle timeout (60 s): no 502 on reuse
-        # X-Forwarded-For/-Proto are honoured from TRUSTED_PROXIES only (uvicorn would trust
-        # loopback by default); the per-IP limit reads the same list.
-        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+        # X-Forwarded-For/-Proto are read inside the app (build_service's proxy-headers layer,
+        # TRUSTED_PROXIES only), so in-process tests see what `serve` sees: not here as well.
+        "proxy_headers": False,
     }
     if args.workers > 1 and not settings.metrics_enabled:
         uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
