@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# The twins fixture (`request_path_twins`) that behaviour suites run through both hot paths with.
+pytest_plugins = ["tests.support.service"]
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
+
+import pytest
 
 from mcp_service.app import Service, build_service
 from mcp_service.settings import Settings
@@ -41,5 +45,23 @@ class FakeJwks:
         return json.dumps(self.document).encode()
 
 
+# Which twin of each hot path `make_service` builds: the hot one (what `serve` runs) or only
+# the general one. A behaviour suite runs through both with `pytestmark = TWINS`, as uvicorn
+# runs its protocol tests against h11 and httptools.
+HOT_PATHS: ContextVar[bool] = ContextVar("hot_paths", default=True)
+
+
+@pytest.fixture(params=[True, False], ids=["hot-path", "general-path"])
+def request_path_twins(request: pytest.FixtureRequest) -> Iterator[bool]:
+    token = HOT_PATHS.set(request.param)
+    yield request.param
+    HOT_PATHS.reset(token)
+
+
+TWINS = pytest.mark.usefixtures("request_path_twins")
+
+
 def make_service(fetch: FakeJwks | None = None, **overrides: Any) -> Service:
-    return build_service(make_settings(**overrides), jwks_fetch=fetch or FakeJwks())
+    return build_service(
+        make_settings(**overrides), jwks_fetch=fetch or FakeJwks(), hot_paths=HOT_PATHS.get()
+    )

@@ -6,8 +6,10 @@ import pytest
 
 from mcp_service.settings import SettingsError, load_settings
 from tests.support.asgi import MCP_HEADERS, rpc, running
-from tests.support.service import make_service, make_settings
+from tests.support.service import TWINS, make_service, make_settings
 from tests.support.tokens import TokenFactory
+
+pytestmark = TWINS  # every behaviour here, through both twins of each hot path
 
 ADD = rpc("tools/call", {"name": "add", "arguments": {"a": 5, "b": 3}})
 

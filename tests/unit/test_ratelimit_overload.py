@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from tests.support.asgi import MCP_HEADERS, rpc, running
-from tests.support.service import make_service
+from tests.support.service import TWINS, make_service
 from tests.support.tokens import TokenFactory
+
+pytestmark = TWINS  # every behaviour here, through both twins of each hot path
 
 ADD = rpc("tools/call", {"name": "add", "arguments": {"a": 5, "b": 3}})
 

@@ -19,8 +19,10 @@ from cache.revocations import (
 )
 from tests.support.asgi import MCP_HEADERS, rpc, running
 from tests.support.fleet import shared_redis
-from tests.support.service import make_service
+from tests.support.service import TWINS, make_service
 from tests.support.tokens import TokenFactory
+
+pytestmark = TWINS  # every behaviour here, through both twins of each hot path
 
 NOW = 1_800_000_000.0
 

@@ -14,8 +14,10 @@ from mcp_service.authenticator import Authenticator
 from mcp_service.errors import InvalidToken, Reason
 from mcp_service.identity import Identity
 from tests.support.fleet import OTHER_SECRET, SECRET, shared_redis
-from tests.support.service import FakeJwks, make_service
+from tests.support.service import TWINS, FakeJwks, make_service
 from tests.support.tokens import OTHER_CLIENT_ID, TokenFactory
+
+pytestmark = TWINS  # every behaviour here, through both twins of each hot path
 
 
 @pytest.fixture

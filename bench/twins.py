@@ -1,0 +1,207 @@
+"""CPU instructions per call of each hot path and of its general twin, side by side.
+
+    uv run python bench/twins.py [--calls 2000:6000] [--only NAME ...]
+
+A hot path is kept only for what it saves; this prints what it saves. Each row runs one
+public function (or ASGI layer) on the request it is built for, in a process under
+`valgrind --tool=callgrind --instr-atstart=no`: set-up runs uncounted, counting is switched on
+(`callgrind_control --instr=on`), then the call is repeated N times. For the pair (N1, N2),
+(I(N2) - I(N1)) / (N2 - N1) is the cost of one call; set-up and the switch cancel out.
+PYTHONHASHSEED=0 keeps runs repeatable (the counts repeat within ~1 %).
+
+  bearer-hot        BearerAuth, hot_path=True: one `Bearer <token>` header whose token is
+                    cached (single_bearer + Authenticator.cached), to a no-op app
+  bearer-general    the same request with hot_path=False (bearer_token + authenticate)
+  bearer-hot-scopes the hot path with TOOL_SCOPES set (the body is read and checked)
+  fields-admitted   Decision.headers() admitted under one limit: admitted_fields()
+  fields-general    Decision.fields() for the same decision
+
+Writes bench/results/twins.json. Nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAIRS = {
+    "bearer-hot": "bearer-general",
+    "bearer-hot-scopes": None,
+    "fields-admitted": "fields-general",
+}
+CASES = ("bearer-hot", "bearer-general", "bearer-hot-scopes", "fields-admitted", "fields-general")
+
+
+def _drive(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run a coroutine that never waits on anything (no event loop's cost in the count)."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    raise RuntimeError("the call waited on something: not a pure hot path")
+
+
+def _bearer(hot_path: bool, tool_scopes: bool = False) -> Callable[[], None]:
+    from cache.jwks import JwksCache
+    from cache.tokens import LocalTokenCache
+    from mcp_service.authenticator import Authenticator
+    from mcp_service.bearer import BearerAuth
+    from mcp_service.challenge import Challenge
+    from mcp_service.identity import Identity
+    from mcp_service.scopes import ToolScopes
+    from mcp_service.verifier import CognitoVerifier, VerifierConfig
+    from tests.support.tokens import CLIENT_ID, ISSUER, TokenFactory, jwks_of, rsa_key
+
+    async def fetch() -> bytes:
+        return json.dumps(jwks_of(rsa_key())).encode()
+
+    verifier = CognitoVerifier(
+        VerifierConfig(issuer=ISSUER, client_ids=frozenset({CLIENT_ID})), JwksCache(fetch)
+    )
+    authenticator = Authenticator(verifier, LocalTokenCache[Identity]())
+    token = TokenFactory().token(exp=2_000_000_000, scope="mcp/tools mcp/math")
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{}}}'
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    layer = BearerAuth(
+        app,
+        authenticator,
+        Challenge("", "/mcp"),
+        public_paths=(),
+        tool_scopes=ToolScopes({"add": ("mcp/math",)} if tool_scopes else {}),
+        hot_path=hot_path,
+    )
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"content-type", b"application/json"),
+        (b"authorization", b"Bearer " + token.encode()),
+    ]
+    import asyncio
+
+    asyncio.run(authenticator.authenticate(token))  # cached from here on
+
+    def call() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": headers}
+        _drive(layer(scope, receive, send))  # type: ignore[arg-type]
+
+    return call
+
+
+def _fields(general: bool) -> Callable[[], None]:
+    from cache.windows import Limit, Usage
+    from mcp_service.ratefields import Decision, Policy
+
+    limit = Limit(600, 60)
+    policy = Policy("default", (limit,))
+    decision = Decision("allowed", True, policy, [Usage(limit, 120, 37, 41.5)])
+    return decision.fields if general else decision.headers  # type: ignore[return-value]
+
+
+def case(name: str) -> Callable[[], None]:
+    if name == "bearer-hot":
+        return _bearer(True)
+    if name == "bearer-general":
+        return _bearer(False)
+    if name == "bearer-hot-scopes":
+        return _bearer(True, tool_scopes=True)
+    if name == "fields-admitted":
+        return _fields(False)
+    if name == "fields-general":
+        return _fields(True)
+    raise SystemExit(f"unknown case {name!r}")
+
+
+def inner(name: str, calls: int) -> None:
+    """Inside valgrind: set up, switch counting on, call `calls` times."""
+    call = case(name)
+    for _ in range(50):  # warm: lazy imports, caches, the specialising interpreter
+        call()
+    subprocess.run(
+        ["callgrind_control", "--instr=on", str(os.getpid())],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    for _ in range(calls):
+        call()
+
+
+def count(name: str, calls: int) -> int:
+    with tempfile.TemporaryDirectory() as workdir:
+        out = Path(workdir) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--inner",
+                name,
+                str(calls),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+        for line in out.read_text().splitlines():
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in the callgrind output")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", default="2000:6000", help="N1:N2 (default 2000:6000)")
+    parser.add_argument("--only", nargs="*", default=list(CASES), choices=CASES)
+    parser.add_argument("--inner", nargs=2, metavar=("CASE", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        inner(args.inner[0], int(args.inner[1]))
+        return
+    n1, n2 = (int(n) for n in args.calls.split(":"))
+    per_call: dict[str, float] = {}
+    for name in args.only:
+        started = time.monotonic()
+        per_call[name] = (count(name, n2) - count(name, n1)) / (n2 - n1)
+        print(
+            f"{name:<18} {per_call[name]:>10,.0f} instr/call  ({time.monotonic() - started:.0f} s)",
+            file=sys.stderr,
+        )
+    print("\n| case | instructions per call | general twin | saved |\n| --- | ---: | ---: | ---: |")
+    for name in args.only:
+        twin = PAIRS.get(name)
+        if name in PAIRS and twin in per_call:
+            saved = per_call[twin] - per_call[name]
+            print(f"| {name} | {per_call[name]:,.0f} | {per_call[twin]:,.0f} | {saved:,.0f} |")
+        elif name not in PAIRS.values():
+            print(f"| {name} | {per_call[name]:,.0f} | | |")
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "twins.json").write_text(json.dumps({"calls": [n1, n2], "per_call": per_call}))
+
+
+if __name__ == "__main__":
+    main()
