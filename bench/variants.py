@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ def service_settings(variant: str) -> Any:
         return make_settings(
             rate_limit="off", ip_rate_limit="off", max_in_flight=0, metrics_enabled=False
         )
-    prefix = os.environ.get("BENCH_PREFIX", "mcpbench")
+    # A prefix of this run's own (inherited by its workers): a shared JWKS left in Redis by an
+    # earlier run, signed for another bench key, must not be adopted.
+    prefix = os.environ.setdefault("BENCH_PREFIX", f"mcpbench-{uuid.uuid4().hex[:12]}")
     return make_settings(
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         redis_key_prefix=prefix,
