@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import ROOT, TERRAFORM, Terraform
+
+from mcp_service.settings import Settings
 
 README = (TERRAFORM / "README.md").read_text()
 DEPLOYMENT = (
@@ -89,3 +94,62 @@ def test_the_compose_secret_in_the_docs_is_the_compose_default() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     (default,) = set(re.findall(r"MCP_OAUTH_CLIENT_SECRET:-([^}]+)\}", compose))
     assert f"OAUTH_CLIENT_SECRET={default} uv run mcp-service call add a=5 b=3" in DEPLOYMENT
+
+
+def load_generator() -> ModuleType:
+    path = ROOT / "docs" / "generate_configuration.py"
+    spec = importlib.util.spec_from_file_location("generate_configuration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATOR = load_generator()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+FIELDS = Settings.model_fields
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_every_setting_has_a_description(name: str) -> None:
+    description = FIELDS[name].description or ""
+    assert len(description.split()) >= 8, f"{name.upper()} needs a description= in settings.py"
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_every_setting_belongs_to_a_group(name: str) -> None:
+    assert GENERATOR.group_of(FIELDS[name]), f"{name.upper()} needs a json_schema_extra group"
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_every_setting_has_a_row_in_the_configuration_page(name: str) -> None:
+    assert re.search(rf"^\| `{name.upper()}` \|", CONFIGURATION, re.M)
+
+
+def test_the_configuration_page_is_what_the_generator_writes() -> None:
+    assert GENERATOR.render() == CONFIGURATION, (
+        "docs/configuration.md is stale: run uv run python docs/generate_configuration.py"
+    )
+
+
+def test_the_generator_check_fails_on_a_stale_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = tmp_path / "configuration.md"
+    stale.write_text(CONFIGURATION.replace("`600/minute`", "`60/minute`"))
+    monkeypatch.setattr(GENERATOR, "PAGE", stale)
+    monkeypatch.setattr(GENERATOR, "ROOT", tmp_path)
+    assert GENERATOR.main(["--check"]) == 1
+    assert stale.read_text() != GENERATOR.render(), "--check reports, it does not rewrite"
+
+
+@pytest.mark.parametrize("name", ["oauth_client_secret", "token_cache_secret"])
+def test_a_secret_shows_no_default_value(name: str) -> None:
+    (row,) = re.findall(rf"^\| `{name.upper()}` \|.*$", CONFIGURATION, re.M)
+    assert row.split(" | ")[1] == "(unset)"
+
+
+def test_a_derived_default_is_described() -> None:
+    (row,) = re.findall(r"^\| `RATE_LIMIT_KEY_PREFIX` \|.*$", CONFIGURATION, re.M)
+    assert "(empty)" in row and "`<REDIS_KEY_PREFIX>:v1:rl:`" in row
+    assert Settings(redis_key_prefix="blue").rate_limit_prefix == "blue:v1:rl:"
