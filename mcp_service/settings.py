@@ -74,81 +74,437 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    app_env: AppEnv = "local"
-    log_level: LogLevel = "INFO"
+    app_env: AppEnv = Field(
+        default="local",
+        description="Where the service runs. `local` without USER_POOL_ID runs the embedded "
+        "issuer and gives `token` and `call` the local client; every other value needs a real "
+        "user pool, and `production` also refuses a plain-http COGNITO_JWKS_URL.",
+        json_schema_extra={"group": "General"},
+    )
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Lowest level of the JSON log lines written to stdout. `DEBUG` also lets "
+        "through the MCP SDK's per-request lines, which are otherwise held back.",
+        json_schema_extra={"group": "General"},
+    )
 
     # The Cognito pool whose tokens are accepted.
-    cognito_region: str = ""
-    user_pool_id: str = ""
-    app_client_id: Annotated[tuple[str, ...], NoDecode] = ()
-    cognito_jwks_url: str = ""
-    token_use: TokenUse = "access"
-    required_scopes: Annotated[tuple[str, ...], NoDecode] = ()
-    tool_scopes: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(default_factory=dict)
+    cognito_region: str = Field(
+        default="",
+        description="AWS region of the user pool, e.g. `eu-west-1`; with USER_POOL_ID it names "
+        "the issuer `https://cognito-idp.<region>.amazonaws.com/<pool>`. Required for a real "
+        "pool; the embedded issuer uses `us-east-1` when it is empty.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    user_pool_id: str = Field(
+        default="",
+        description="Id of the user pool whose tokens are accepted, e.g. `eu-west-1_AbCdEf123`; "
+        "it must be in COGNITO_REGION. Empty with `APP_ENV=local` runs the embedded issuer.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    app_client_id: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="App client ids whose tokens are accepted, comma-separated: an access "
+        "token's `client_id`, or an ID token's `aud`, must be one of them. Required with a real "
+        "pool; the embedded issuer accepts its own client.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    cognito_jwks_url: str = Field(
+        default="",
+        description="Where the signing keys are fetched from. Empty means the pool's own "
+        "`<issuer>/.well-known/jwks.json`; set it for an emulator or a stand-in issuer "
+        "(`production` requires https).",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    token_use: TokenUse = Field(
+        default="access",
+        description="Which Cognito tokens are accepted: `access` (meant for resource servers "
+        "such as this one), `id`, or `any`.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    required_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Scopes every request needs, comma- or space-separated, e.g. a resource-server "
+        "scope `mcp/tools`; a token without one gets 403 `insufficient_scope`. Cognito access "
+        "tokens carry no `aud`, so a required resource-server scope is what ties a token to "
+        "this server.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
+    tool_scopes: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
+        default_factory=dict,
+        description='Extra scopes per tool, a JSON object such as `{"get_user_info": '
+        '["mcp/profile"]}`. A caller without them does not see the tool in `tools/list` and '
+        "gets 403 naming the scope when it calls the tool.",
+        json_schema_extra={"group": "Cognito user pool"},
+    )
 
     # Verification limits.
-    jwt_leeway_seconds: float = Field(default=5.0, ge=0, le=300)
-    max_token_bytes: int = Field(default=16_384, ge=512, le=1_048_576)
-    jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    jwks_max_age_seconds: float = Field(default=3600.0, ge=10)
-    jwks_kid_miss_cooldown_seconds: float = Field(default=10.0, ge=0, le=3600)
-    jwks_failure_backoff_seconds: float = Field(default=2.0, ge=0, le=300)
-    token_cache_max_entries: int = Field(default=10_000, ge=0, le=10_000_000)
+    jwt_leeway_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds: enough for "
+        "ordinary clock drift without noticeably lengthening a token's life.",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    max_token_bytes: int = Field(
+        default=16_384,
+        ge=512,
+        le=1_048_576,
+        description="Tokens longer than this many bytes are refused (`oversized`) before any "
+        "parsing. Cognito tokens are one to a few KB; 16 KiB leaves room for many groups and "
+        "bounds the work a junk token can cause.",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    jwks_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Timeout of one JWKS download, in seconds (at most 3 s of it for connecting).",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    jwks_max_age_seconds: float = Field(
+        default=3600.0,
+        ge=10,
+        description="Age in seconds after which the keys are refreshed in the background while "
+        "the known ones keep serving. An unknown `kid` triggers a refresh sooner, so a rotated "
+        "key does not wait for this.",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    jwks_kid_miss_cooldown_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="A token with an unknown `kid` triggers at most one JWKS refresh per this "
+        "many seconds (for the whole fleet when the JWKS is shared), so a flood of random kids "
+        "cannot hammer the identity provider.",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    jwks_failure_backoff_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="After a failed download with no usable keys, requests get 503 with "
+        "`Retry-After` for this many seconds without a new download, so an outage of the "
+        "identity provider is not met by one fetch per request.",
+        json_schema_extra={"group": "Verification limits"},
+    )
+    token_cache_max_entries: int = Field(
+        default=10_000,
+        ge=0,
+        le=10_000_000,
+        description="Size of the in-process cache of verified tokens (least recently used go "
+        "first; an entry never outlives its token's `exp`). `0` turns it off: every request "
+        "then pays a full RS256 verification.",
+        json_schema_extra={"group": "Verification limits"},
+    )
 
     # The client side: `token` and `call`.
-    oauth_client_id: str = ""
-    oauth_client_secret: SecretStr = SecretStr("")
-    oauth_scopes: str = ""
-    token_url: str = ""
-    mcp_url: str = DEFAULT_MCP_URL
+    oauth_client_id: str = Field(
+        default="",
+        description="App client that `mcp-service token` and `call` authenticate as "
+        "(client-credentials grant). Empty with `APP_ENV=local` means `mcp-local-client`, the "
+        "embedded issuer's client.",
+        json_schema_extra={"group": "Client commands (token, call)"},
+    )
+    oauth_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret of that app client; also the secret the embedded issuer accepts. "
+        "Empty with `APP_ENV=local` means `mcp-local-secret`; an embedded issuer reachable off "
+        "loopback needs one of its own (16 characters or more).",
+        json_schema_extra={"group": "Client commands (token, call)"},
+    )
+    oauth_scopes: str = Field(
+        default="",
+        description="Scopes `token` and `call` request, space-separated (their `--scope` "
+        "overrides it); empty requests none, and the issuer grants the client's defaults.",
+        json_schema_extra={"group": "Client commands (token, call)"},
+    )
+    token_url: str = Field(
+        default="",
+        description="Token endpoint `token` and `call` ask, e.g. "
+        "`https://<domain>.auth.<region>.amazoncognito.com/oauth2/token`. Empty with "
+        "`APP_ENV=local` means `/oauth2/token` next to MCP_URL (the embedded issuer).",
+        json_schema_extra={"group": "Client commands (token, call)"},
+    )
+    mcp_url: str = Field(
+        default=DEFAULT_MCP_URL,
+        description="MCP endpoint `mcp-service call` sends its tool call to (`--url` overrides "
+        "it); the default is a local `mcp-service serve`.",
+        json_schema_extra={"group": "Client commands (token, call)"},
+    )
 
     # The service.
-    public_base_url: str = ""
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    public_base_url: str = Field(
+        default="",
+        description="External base URL, e.g. `https://mcp.example.com`, used in the "
+        "protected-resource metadata and the `WWW-Authenticate` challenges. Empty takes the "
+        "scheme and `Host` of each request; set it behind a load balancer.",
+        json_schema_extra={"group": "Service"},
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Request bodies larger than this many bytes get 413 before anything parses "
+        "them (a declared `Content-Length` is checked before a byte is read).",
+        json_schema_extra={"group": "Service"},
+    )
     # SIGTERM: stop accepting, let requests in flight finish for up to this long (ECS gives 30 s).
-    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
-    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM the server stops accepting and gives requests in flight this "
+        "many seconds to finish. Keep it below the orchestrator's stop timeout (ECS: 30 s).",
+        json_schema_extra={"group": "Service"},
+    )
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Browser origins allowed to call cross-origin, comma-separated, or `*`; "
+        "empty adds no CORS layer. Only browser-based clients need it.",
+        json_schema_extra={"group": "Service"},
+    )
 
     # Redis: shared JWKS, verified tokens and revocations (empty REDIS_URL: in-process only).
-    redis_url: str = ""
-    redis_key_prefix: str = Field(default="mcp", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    redis_url: str = Field(
+        default="",
+        description="Redis shared by the replicas: `redis://`, `rediss://` (TLS, e.g. "
+        "`rediss://:AUTH_TOKEN@host:6379/0` for ElastiCache) or `unix://`. Empty keeps "
+        "everything in process: nothing is shared and each replica counts its own rate limits.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_key_prefix: str = Field(
+        default="mcp",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="First part of every Redis key and channel the service uses "
+        "(`<prefix>:v1:...`), so that several deployments can share one Redis.",
+        json_schema_extra={"group": "Redis"},
+    )
     # 1 s: under wrk -c32 a replica's event loop runs up to ~0.3 s late (bench/redis_timeouts.py)
-    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
-    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
-    redis_breaker_cooloff_seconds: float = Field(default=2.0, gt=0, le=300)
-    token_cache_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    token_cache_l2: bool = False
-    jwks_stale_max_seconds: float = Field(default=86_400.0, ge=0)
-    jwks_shared_wait_seconds: float = Field(default=2.0, ge=0, le=30)
-    revocation_ttl_seconds: int = Field(default=90_000, ge=60)
+    redis_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Bound in seconds on each Redis call of the shared caches and revocations "
+        "(the rate limiter has its own). A loaded replica's event loop runs up to ~0.3 s late; "
+        "1 s keeps a busy replica from opening its breaker on a healthy Redis.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_connect_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Bound in seconds on opening a connection for the shared caches and "
+        "revocations.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_breaker_cooloff_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="After two consecutive failures the shared caches skip Redis for this many "
+        "seconds, so no request waits on a dead Redis, then let one probe through.",
+        json_schema_extra={"group": "Redis"},
+    )
+    token_cache_secret: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="HMAC keys sealing what the replicas share in Redis, 32 characters or more "
+        "each, comma-separated: the first seals, all are accepted (rotate by putting the new one "
+        "first). Without it the JWKS and verified tokens are not shared; revocations and rate "
+        "limits still are.",
+        json_schema_extra={"group": "Redis"},
+    )
+    token_cache_l2: bool = Field(
+        default=False,
+        description="On an in-process miss, look the token's verified claims up in Redis (and "
+        "store them there) before verifying it. Off by default: the round trip costs more than "
+        "a local RS256 verification and adds a write to every miss. Needs TOKEN_CACHE_SECRET.",
+        json_schema_extra={"group": "Redis"},
+    )
+    jwks_stale_max_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How long past JWKS_MAX_AGE_SECONDS the last good keys keep serving (from "
+        "this process or the shared copy) while the identity provider cannot be reached, in "
+        "seconds.",
+        json_schema_extra={"group": "Redis"},
+    )
+    jwks_shared_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="How long a replica waits for another replica's JWKS download to reach "
+        "Redis before fetching from the identity provider itself, in seconds.",
+        json_schema_extra={"group": "Redis"},
+    )
+    revocation_ttl_seconds: int = Field(
+        default=90_000,
+        ge=60,
+        description="How long a revocation is kept, in seconds: longer than the longest token "
+        "lifetime (Cognito: one day), so a revoked token expires before its revocation does.",
+        json_schema_extra={"group": "Redis"},
+    )
 
     # Observability.
-    access_log: bool = False
-    metrics_enabled: bool = True  # false: no /metrics, no samples recorded (~1.4 % of a call)
-    metrics_port: int = Field(default=0, ge=0, le=65_535)  # 0: /metrics on the main port
-    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    readiness_interval_seconds: float = Field(default=10.0, ge=1, le=3600)
+    access_log: bool = Field(
+        default=False,
+        description="Write one JSON line per request (method, redacted path, status, duration, "
+        "client address). Off by default: a line costs ~4 % of a tool call's CPU, and "
+        "refusals and errors are logged either way.",
+        json_schema_extra={"group": "Observability"},
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Record and serve Prometheus metrics. `false` removes `/metrics` and records "
+        "nothing (~1.4 % of a tool call's CPU); request ids, logs and health checks stay.",
+        json_schema_extra={"group": "Observability"},
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65_535,
+        description="Serve `/metrics` on this port of its own instead of the service port. `0` "
+        "keeps it on the service port, where nginx and the load balancer refuse it.",
+        json_schema_extra={"group": "Observability"},
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Time budget of each readiness check, in seconds; a check that takes longer "
+        "counts as down.",
+        json_schema_extra={"group": "Observability"},
+    )
+    readiness_interval_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="How often each process re-evaluates readiness for the `mcp_ready` and "
+        "`mcp_dependency_up` gauges, in seconds (`/readyz` evaluates on every request).",
+        json_schema_extra={"group": "Observability"},
+    )
 
     # The embedded issuer (APP_ENV=local without USER_POOL_ID).
-    local_issuer_key_file: Path = Field(default_factory=_default_key_file)
-    local_issuer_allow_remote: bool = False
-    local_issuer_scopes: Annotated[tuple[str, ...], NoDecode] = ("mcp/tools",)
-    local_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86_400)
+    local_issuer_key_file: Path = Field(
+        default_factory=_default_key_file,
+        description="PEM file of the embedded issuer's RSA signing key, created (mode 0600) on "
+        "first use; a key file other users can read is refused.",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
+    local_issuer_allow_remote: bool = Field(
+        default=False,
+        description="Let the embedded issuer listen on a non-loopback address, e.g. in a "
+        "container. It then needs an OAUTH_CLIENT_SECRET of its own.",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
+    local_issuer_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("mcp/tools",),
+        description="Scopes the embedded issuer grants, comma- or space-separated; the scopes in "
+        "REQUIRED_SCOPES and TOOL_SCOPES are added.",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
+    local_token_lifetime_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86_400,
+        description="Lifetime of the embedded issuer's tokens, in seconds (Cognito's default "
+        "for access tokens is one hour).",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
 
     # Rate limits and overload protection (README, "Rate limits"). Limits use the notation of the
     # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
-    rate_limit: str = "600/minute"
-    rate_limit_groups: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    rate_limit_fallback: str = ""
-    rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
-    rate_limit_failure_mode: Literal["open", "closed"] = "open"
-    rate_limit_key_prefix: str = Field(default="", max_length=200)
-    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
-    rate_limit_redis_cooldown_seconds: float = Field(default=2.0, gt=0, le=300)
-    ip_rate_limit: str = "100/second"
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
-    max_in_flight: int = Field(default=256, ge=0, le=1_000_000)
-    tool_timeout_seconds: float = Field(default=25.0, ge=0, le=86_400)
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Per-subject limit, one budget per caller (the token's `sub`, else its "
+        "`client_id`) shared by every replica through Redis: `600/minute`, `10 per 2 seconds`, "
+        "or several joined by `;`, spent together; `off` disables it.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_groups: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description='Tiers by Cognito group, a JSON object such as `{"premium": "6000/minute"}`: '
+        "a member of a listed group (`cognito:groups`) gets its limit instead of RATE_LIMIT; "
+        "the first listed group that matches wins.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_fallback: str = Field(
+        default="",
+        description="The limit each replica counts in its own memory while Redis is unavailable "
+        "and RATE_LIMIT_FAILURE_MODE is `open`, e.g. the fleet limit divided by the replica "
+        "count; empty uses each caller's normal limit.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Units a `tools/call` of a tool spends instead of 1, a JSON object such as "
+        '`{"get_user_info": 5}`; a cost above the smallest limit is refused at start-up.',
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_failure_mode: Literal["open", "closed"] = Field(
+        default="open",
+        description="What the per-subject limit does while Redis is unavailable: `open` counts "
+        "per replica (RATE_LIMIT_FALLBACK), `closed` answers 503 with `Retry-After`.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_key_prefix: str = Field(
+        default="",
+        max_length=200,
+        description="Prefix of the rate-limit keys in Redis. Empty derives it from "
+        "REDIS_KEY_PREFIX as `<REDIS_KEY_PREFIX>:v1:rl:`, so one prefix separates deployments.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_redis_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="Bound in seconds on the limiter's Redis round trip, which every request "
+        "waits on; past it the connection is dropped and the failure mode applies until Redis "
+        "answers again. Shorter than REDIS_TIMEOUT_SECONDS: a stalled Redis would otherwise "
+        "hold every request, and a false timeout costs one cool-off of per-replica counting.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    rate_limit_redis_cooldown_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="After a Redis failure the limiter stops asking Redis for this many seconds "
+        "while a background task reconnects, once per period; no request waits on a connect.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    ip_rate_limit: str = Field(
+        default="100/second",
+        description="Limit per client address, counted in each process's memory before "
+        "authentication, so a flood of junk tokens is refused before any is parsed; notation "
+        "as RATE_LIMIT. The default is ten times what RATE_LIMIT's default lets one caller do.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Addresses or networks (CIDR) of the proxies in front of the service, "
+        "comma-separated: only from them are `X-Forwarded-For` and `X-Forwarded-Proto` "
+        "believed (per-IP limit and uvicorn). Empty: the TCP peer is the client.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    max_in_flight: int = Field(
+        default=256,
+        ge=0,
+        le=1_000_000,
+        description="Requests one process works on at once; past it, 503 with `Retry-After: 1` "
+        "at once instead of a queue (health and metrics probes are never refused). `0` turns "
+        "the cap off.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
+    tool_timeout_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        le=86_400,
+        description="Seconds an async tool may run before FastMCP cancels it with an error (a "
+        "sync tool runs in a thread and gets none); `0` turns it off. 25 s is below the 30 s "
+        "`mcp-service call` waits and a load balancer's 60 s idle timeout.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The security and operability properties issue 6 asks of terraform/, read from the HCL."""
+"""The security and operability properties of terraform/, read from the HCL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fault and soak tests (issue 7): real `mcp-service serve` processes on loopback, put under load
+"""Fault and soak tests: real `mcp-service serve` processes on loopback, put under load
 (tests/support/load.py) while Redis dies or stalls, the IdP goes away and rotates its keys, junk
 tokens flood in, replicas restart behind nginx, or a soak runs.
 

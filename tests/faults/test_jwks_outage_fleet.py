@@ -5,7 +5,7 @@ tests/integration/test_jwks_rotation.py covers one replica without Redis, with k
 go stale during the outage; test_jwks_outage.py a replica that never had keys. Left out, and
 covered here: keys past JWKS_MAX_AGE_SECONDS keep serving while their refreshes fail (stale while
 the IdP is down), a replica that starts during the outage serves from the fleet's shared copy
-(README, "When Cognito fails"), and after the rotation new-kid tokens work on every replica,
+(docs/redis.md, "When Cognito fails"), and after the rotation new-kid tokens work on every replica,
 the one started during the outage included, while the load never sees a failure.
 
 One outage is run for the module (`outage`); each test reads one behaviour off it.

@@ -1,7 +1,7 @@
 """Redis killed (SIGKILL) in the middle of a load run over two replicas, then restarted on the
 same port.
 
-The documented policy (README, "When Redis fails" and "Rate limits: When Redis fails"): with
+The documented policy (docs/redis.md and docs/rate-limits.md, "When Redis fails"): with
 RATE_LIMIT_FAILURE_MODE=open, valid tokens keep working on local verification and each replica
 counts rate limits in its own memory, every Redis call is bounded by its timeout, and the
 replicas find Redis again on their own: revocations, the shared rate-limit budget and /readyz

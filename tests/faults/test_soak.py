@@ -1,5 +1,5 @@
 """Soak: a replica serves many distinct subjects and far more distinct tokens than its token
-cache holds, for SOAK_SECONDS (default 10; the issue's full soak is SOAK_SECONDS=60 or more),
+cache holds, for SOAK_SECONDS (default 10; the full soak is SOAK_SECONDS=60 or more),
 with no error, and its memory stays bounded by its caches.
 
 Every request carries a token never seen before (a fresh jti), so each one is verified, cached

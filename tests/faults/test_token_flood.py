@@ -4,7 +4,7 @@ across three replicas sharing Redis.
 Valid calls all succeed. Every junk token is refused with 401 and the reason its flaw calls for,
 or with 429 once the per-IP limit sheds the flood before verification; never 200, never 5xx.
 And the random kids among them do not hammer the IdP: the fleet refreshes the JWKS at most once
-per kid-miss cooldown window (README, "Shared caches").
+per kid-miss cooldown window (docs/redis.md, "What is shared").
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ def test_dashboard_uses_the_provisioned_datasource_and_is_provisioned_from_its_f
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_the_dashboard_shows_every_area_the_issue_names() -> None:
+def test_the_dashboard_shows_every_area_of_the_service() -> None:
     titles = {panel["title"] for panel in dashboard_panels()}
     exprs = " ".join(t["expr"] for p in dashboard_panels() for t in p["targets"])
     assert titles >= MAIN_PANELS
