@@ -270,7 +270,7 @@ def test_every_alert_the_observability_page_names_is_a_rule() -> None:
 
 
 def test_the_security_page_explains_every_reason_code() -> None:
-    from mcp_service.rejections import Reason
+    from mcp_service.errors import Reason
 
     table = PAGES["docs/security.md"].split("| reason | status |", 1)[1].split("\n\n", 1)[0]
     listed = re.findall(r"^\| `(\w+)` \|", table, re.M)
