@@ -6,7 +6,7 @@
     uv run python bench/ratelimit.py --uvloop         # on uvloop, as uvicorn runs the service
 
 The stack rows drive the whole ASGI app in process (a `tools/call` of `add` with a cached,
-verified token, as issue 7 measures it) with one limiter piece switched on at a time; the
+verified token, as bench/callgrind.py sends it) with one limiter piece switched on at a time; the
 subject and ip rows time one limit check alone, for each way of doing it that was considered;
 the accuracy table counts what each strategy admits when a burst straddles a window boundary.
 Instructions are those of this process only (Redis's own work is not counted), and only while

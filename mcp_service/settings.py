@@ -413,7 +413,7 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Embedded issuer"},
     )
 
-    # Rate limits and overload protection (README, "Rate limits"). Limits use the notation of the
+    # Rate limits and overload protection (docs/rate-limits.md). Limits use the notation of the
     # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
     rate_limit: str = Field(
         default="600/minute",

@@ -2,9 +2,10 @@
 
 Fields passed through `extra=` (route, status, reason, ...) become top-level keys. Every line
 written while a request is being served also carries that request's id, route, and the
-subject and client_id of its verified token once authentication has run, taken from the
-request context the outermost middleware sets (`RequestContext`); so a warning logged deep in
-a tool can be matched to its request without threading the id through every call.
+subject and client_id of its verified token once authentication has run, read from the
+request's ASGI scope, which the outermost layer makes the current request (`RequestContext` is
+the formatter's view of it); so a warning logged deep in a tool can be matched to its request
+without threading the id through every call.
 
 Callers never pass a token or a secret; `redact()` is the last line of defence for values that
 look like a bearer token or a JWT.
