@@ -25,17 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
-
-class RedisError(Exception):
-    """Base of what a command can fail with."""
-
-
-class RedisUnavailable(RedisError):
-    """No usable connection: refused, lost, timed out, or an unparseable reply."""
-
-
-class RedisReplyError(RedisError):
-    """Redis answered with an error (`-ERR ...`, `-NOSCRIPT ...`, `-READONLY ...`)."""
+from cache.errors import RespError, RespReplyError, RespUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +102,11 @@ class RedisLine(asyncio.Protocol):
                 await line.call(pack(b"AUTH", *(c for c in credentials if c)))
             if address.db:
                 await line.call(pack(b"SELECT", address.db))
-        except (OSError, RedisError) as exc:
+        except (OSError, RespError) as exc:
             if line is not None:
                 line.close()
-            detail = str(exc) if isinstance(exc, RedisReplyError) else type(exc).__name__
-            raise RedisUnavailable(f"cannot connect to Redis: {detail}") from None
+            detail = str(exc) if isinstance(exc, RespReplyError) else type(exc).__name__
+            raise RespUnavailable(f"cannot connect to Redis: {detail}") from None
         except BaseException:  # cancelled by the caller's timeout
             if line is not None:
                 line.close()
@@ -124,10 +114,10 @@ class RedisLine(asyncio.Protocol):
         return line
 
     def call(self, command: bytes) -> asyncio.Future[Any]:
-        """Send one packed command; the future resolves to its reply or a `RedisError`."""
+        """Send one packed command; the future resolves to its reply or a `RespError`."""
         future = self._loop.create_future()
         if self.broken or self._transport is None:
-            future.set_exception(RedisUnavailable("Redis connection is closed"))
+            future.set_exception(RespUnavailable("Redis connection is closed"))
             return future
         deadline = self._loop.time() + self.timeout
         self._pending.append((future, deadline))
@@ -137,7 +127,7 @@ class RedisLine(asyncio.Protocol):
         return future
 
     def close(self) -> None:
-        self._fail(RedisUnavailable("Redis connection closed"))
+        self._fail(RespUnavailable("Redis connection closed"))
 
     # asyncio.Protocol ----------------------------------------------------------------------------
 
@@ -151,23 +141,23 @@ class RedisLine(asyncio.Protocol):
             try:
                 reply = self._reader.gets()
             except hiredis.ProtocolError:
-                self._fail(RedisUnavailable("Redis protocol error"))
+                self._fail(RespUnavailable("Redis protocol error"))
                 return
             if reply is False:
                 return
             if not pending:
-                self._fail(RedisUnavailable("a reply nobody asked for"))
+                self._fail(RespUnavailable("a reply nobody asked for"))
                 return
             future, _ = pending.popleft()
             if future.done():  # the caller gave up (cancelled); the reply still takes its turn
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(RedisReplyError(str(reply)))
+                future.set_exception(RespReplyError(str(reply)))
             else:
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(RedisUnavailable("Redis connection lost"))
+        self._fail(RespUnavailable("Redis connection lost"))
 
     # ---------------------------------------------------------------------------------------------
 
@@ -177,11 +167,11 @@ class RedisLine(asyncio.Protocol):
             return
         _, deadline = self._pending[0]
         if deadline <= self._loop.time():
-            self._fail(RedisUnavailable(f"no reply from Redis within {self.timeout:g} s"))
+            self._fail(RespUnavailable(f"no reply from Redis within {self.timeout:g} s"))
         else:
             self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
-    def _fail(self, error: RedisError) -> None:
+    def _fail(self, error: RespError) -> None:
         """Fail every pending command and drop the connection: it cannot be trusted again."""
         self.broken = True
         if self._watchdog is not None:

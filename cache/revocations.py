@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from redis.exceptions import RedisError
 
+from cache.errors import RevocationError
 from cache.redis import SharedRedis
 from observability.health import CheckResult
 
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["jti", "sub"]
 KINDS: tuple[Kind, ...] = ("jti", "sub")
-
-
-class RevocationError(Exception):
-    """A revocation could not be written or read (Redis unreachable or not configured)."""
 
 
 @dataclass(frozen=True, slots=True)

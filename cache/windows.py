@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from cache.redisline import RedisAddress, RedisLine, RedisReplyError, RedisUnavailable, pack
+from cache.errors import RespReplyError, RespUnavailable
+from cache.redisline import RedisAddress, RedisLine, pack
 
 MAX_LIMITS = 4
 MAX_COMMANDS = 50_000  # packed commands kept (one per caller and limit set): ~10 MB at most
@@ -210,7 +211,7 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
 
 
 class RedisWindows:
-    """The counters on Redis, shared by every replica. `hit` raises `RedisError` when Redis
+    """The counters on Redis, shared by every replica. `hit` raises `RespError` when Redis
     cannot answer; connecting again is the owner's call (see `SubjectLimiter`)."""
 
     def __init__(
@@ -229,23 +230,23 @@ class RedisWindows:
 
     async def connect(self) -> None:
         """Open a connection and load the script, within `connect_timeout`; raises
-        `RedisUnavailable`."""
+        `RespUnavailable`."""
         try:
             async with asyncio.timeout(self.connect_timeout):
                 line = await RedisLine.open(self.address, reply_timeout=self.reply_timeout)
         except TimeoutError:
-            raise RedisUnavailable("cannot connect to Redis: timed out") from None
+            raise RespUnavailable("cannot connect to Redis: timed out") from None
         try:
             sha = await line.call(pack(b"SCRIPT", b"LOAD", SCRIPT))
-        except RedisReplyError as exc:
+        except RespReplyError as exc:
             line.close()
-            raise RedisUnavailable(f"cannot load the rate-limit script: {exc}") from None
+            raise RespUnavailable(f"cannot load the rate-limit script: {exc}") from None
         except BaseException:
             line.close()
             raise
         if sha != SCRIPT_SHA:
             line.close()
-            raise RedisUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
+            raise RespUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
         old, self._line = self._line, line
         if old is not None:
             old.close()
@@ -258,7 +259,7 @@ class RedisWindows:
     async def hit(self, tag: str, limits: tuple[Limit, ...], cost: int = 1) -> Outcome:
         line = self._line
         if line is None or line.broken:
-            raise RedisUnavailable("not connected to Redis")
+            raise RespUnavailable("not connected to Redis")
         command = self._commands.get((tag, limits, cost))
         if command is None:  # packed once per caller, limit set and cost
             if len(self._commands) >= MAX_COMMANDS:
@@ -267,7 +268,7 @@ class RedisWindows:
             self._commands[(tag, limits, cost)] = command
         try:
             reply = await line.call(command)
-        except RedisReplyError as exc:
+        except RespReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 line.close()  # READONLY after a failover, OOM...: reconnect before trusting it
                 raise

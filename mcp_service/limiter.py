@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cache.redisline import RedisError
+from cache.errors import RespError
 from cache.windows import MemoryWindows, RedisWindows, Usage
 from mcp_service.limitkeys import subject_tag
 from mcp_service.policies import Policies
@@ -61,7 +61,7 @@ class SubjectLimiter:
             return
         try:
             await self.redis.connect()
-        except RedisError as exc:
+        except RespError as exc:
             self._failed(exc)
 
     async def readiness(self) -> CheckResult:
@@ -91,7 +91,7 @@ class SubjectLimiter:
         if redis.ready:
             try:
                 allowed, usages = await redis.hit(tag, policy.limits, cost)
-            except RedisError as exc:
+            except RespError as exc:
                 self._failed(exc)
             else:
                 if self._degraded:
@@ -122,7 +122,7 @@ class SubjectLimiter:
             self.on_decision(outcome)
         return Decision(outcome, allowed, policy, usages, cost, retry_after)
 
-    def _failed(self, error: RedisError | None) -> None:
+    def _failed(self, error: RespError | None) -> None:
         """Stop asking Redis; a background task reconnects after the cool-off."""
         if error is not None and self.on_decision is not None:
             self.on_decision("redis_error")
@@ -143,7 +143,7 @@ class SubjectLimiter:
             await asyncio.sleep(self.cooldown)
             try:
                 await self.redis.connect()
-            except RedisError as exc:
+            except RespError as exc:
                 if self.on_decision is not None:
                     self.on_decision("redis_error")
                 log.debug("rate limits: Redis still unavailable: %s", exc)

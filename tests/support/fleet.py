@@ -10,7 +10,8 @@ from typing import Any
 import fakeredis
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cache.jwks import JwksCache, JwksFetchError
+from cache.errors import JwksFetchError
+from cache.jwks import JwksCache
 from cache.jwks_store import SharedJwks
 from cache.redis import CircuitBreaker, SharedRedis
 from cache.seal import Sealer
