@@ -22,9 +22,12 @@ a count in process is cheap.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
+
+log = logging.getLogger(__name__)
 
 MAX_DOUBLINGS = 16  # a cool-off is never more than 2**16 times its base, whatever the cap
 
@@ -132,6 +135,7 @@ class Reconnect:
         """Start reconnecting, unless it already is (idempotent: call it on every failure)."""
         if not self.running:
             self._task = asyncio.create_task(self._run())
+            self._task.add_done_callback(_log_failure)
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -149,5 +153,14 @@ class Reconnect:
                 breaker.failed()
                 if self._on_failure is not None:
                     self._on_failure(exc)
+            except BaseException:  # cancelled, or a bug: the probe is over, and not a success
+                breaker.failed()
+                raise
             else:
                 breaker.succeeded()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A reconnect that died of something unexpected says so (and can be started again)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("reconnecting failed unexpectedly", exc_info=error)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cache.breaker import BreakerState, CircuitBreaker, Reconnect
 
 
@@ -135,3 +137,28 @@ async def test_reconnect_stops_when_closed() -> None:
     await reconnect.close()
     assert not reconnect.running
     assert connect.tries == []
+
+
+async def test_a_reconnect_that_died_of_a_bug_says_so_and_can_be_started_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    attempts = 0
+
+    async def buggy_then_fine() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ValueError("a bug")
+
+    breaker = CircuitBreaker(threshold=1, cooloff=0.01)
+    reconnect = Reconnect(breaker, buggy_then_fine, errors=(ConnectionError,))
+    breaker.failed()
+    for _ in range(2):
+        reconnect.start()
+        deadline = asyncio.get_running_loop().time() + 3
+        while reconnect.running:
+            assert asyncio.get_running_loop().time() < deadline, "still reconnecting"
+            await asyncio.sleep(0.01)
+    assert breaker.closed
+    assert attempts == 2
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [ValueError]
