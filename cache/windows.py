@@ -171,7 +171,8 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
 
 class RedisWindows:
     """The counters on Redis, shared by every replica. `hit` raises `RespError` when Redis
-    cannot answer; connecting again is the owner's call (see `SubjectLimiter`)."""
+    cannot answer; when to connect again is the owner's call (mcp_service.limiter: its breaker
+    and `cache.breaker.Reconnect`)."""
 
     def __init__(
         self, address: RedisAddress, *, prefix: str, reply_timeout: float, connect_timeout: float
