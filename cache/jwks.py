@@ -23,6 +23,13 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
+from cache.errors import (
+    InvalidJwksError,
+    JwksError,
+    JwksFetchError,
+    JwksUnavailableError,
+    UnknownKeyError,
+)
 from cache.jwks_store import SharedJwks
 from observability.health import CheckResult
 
@@ -35,36 +42,8 @@ MAX_DOCUMENT_BYTES = 1_048_576
 JwksFetch = Callable[[], Awaitable[bytes]]
 
 
-class JwksError(Exception):
-    """Base of the key-source errors."""
-
-
-class InvalidJwksError(JwksError):
-    """A JWKS document that offers no usable key; it is never cached."""
-
-
-class JwksFetchError(JwksError):
-    """The JWKS endpoint could not be read (network, status, size)."""
-
-
-class UnknownKeyError(JwksError):
-    """The `kid` is not among the published keys, even after any refresh allowed now."""
-
-    def __init__(self, kid: str) -> None:
-        super().__init__("unknown kid")
-        self.kid = kid
-
-
-class JwksUnavailableError(JwksError):
-    """No key can be had right now; `retry_after` is a hint in seconds."""
-
-    def __init__(self, detail: str, retry_after: float) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-
 class KeySource(Protocol):
-    """What the verifier needs: a public key for a `kid`, or one of the errors above."""
+    """What the verifier needs: a public key for a `kid`, or a `JwksError` (cache.errors)."""
 
     async def get_key(self, kid: str) -> RSAPublicKey: ...
 

@@ -1,10 +1,11 @@
-"""The one Redis client of a process, and the gate every shared-cache call goes through.
+"""The one redis-py client of a process, and the gate every shared-cache call goes through.
 
-Redis is an optimisation and a channel, never a single point of failure: every call is bounded
-by a timeout, failures open a circuit breaker so that while Redis is down requests skip it at
-once instead of each waiting out the timeout, and after a cool-off one probe is let through to
-find out whether it is back. Nothing here raises into a request: a failed or skipped call
-returns the caller's default.
+Nothing else holds the client. Request-path calls (`run`) are bounded by REDIS_TIMEOUT_SECONDS
+and go through the gate's circuit breaker (cache.breaker): while Redis is down they skip it at
+once, and after the cool-off one probe finds out whether it is back. None of them raises into a
+request: a failed or skipped call returns the caller's default. The calls that need an answer
+(`execute`: the revocation CLI, the listener's reload) and the pub/sub subscription raise
+`SharedUnavailable` instead, and leave retrying to their caller's own breaker.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from enum import StrEnum
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from cache.breaker import BreakerState, CircuitBreaker
+from cache.errors import SharedUnavailable
 from observability.health import CheckResult
 
 log = logging.getLogger(__name__)
@@ -48,57 +51,6 @@ def create_redis(
         health_check_interval=30,
         client_name="mcp-service",
     )
-
-
-class BreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class CircuitBreaker:
-    """Opens after `threshold` consecutive failures; after `cooloff` seconds one probe passes."""
-
-    def __init__(
-        self,
-        *,
-        threshold: int = 2,
-        cooloff: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.threshold = threshold
-        self.cooloff = cooloff
-        self._clock = clock
-        self._failures = 0
-        self._opened_at = 0.0
-        self._probing = False
-
-    @property
-    def state(self) -> BreakerState:
-        if self._failures < self.threshold:
-            return BreakerState.CLOSED
-        if self._clock() - self._opened_at >= self.cooloff:
-            return BreakerState.HALF_OPEN
-        return BreakerState.OPEN
-
-    def allow(self) -> bool:
-        state = self.state
-        if state is BreakerState.CLOSED:
-            return True
-        if state is BreakerState.HALF_OPEN and not self._probing:
-            self._probing = True
-            return True
-        return False
-
-    def succeeded(self) -> None:
-        self._failures = 0
-        self._probing = False
-
-    def failed(self) -> None:
-        self._failures += 1
-        self._probing = False
-        if self._failures >= self.threshold:
-            self._opened_at = self._clock()
 
 
 OperationHook = Callable[[str, str, float], None]  # (operation, outcome, seconds)
@@ -158,6 +110,39 @@ class SharedRedis:
         self._report(operation, "ok", time.perf_counter() - started)
         return result
 
+    async def execute(
+        self, call: Callable[[Redis], Awaitable[T]], *, seconds: float | None = None
+    ) -> T:
+        """`call(client)` within `seconds` (default: the gate's timeout) for a caller that needs
+        the answer: raises `SharedUnavailable` if Redis is not configured or the call fails.
+        The gate's breaker is neither asked nor told: it guards the request path, and these
+        callers retry (or not) by their own."""
+        client = self.client
+        if client is None:
+            raise SharedUnavailable("REDIS_URL is not set")
+        try:
+            async with asyncio.timeout(self.timeout if seconds is None else seconds):
+                return await call(client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise SharedUnavailable(type(exc).__name__) from None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """Subscribed to `channel` for the block, on a connection of its own; leaving closes it,
+        within the gate's timeout (a hung Redis must not hang shut-down or a reconnect). Raises
+        `SharedUnavailable` as `execute` does."""
+        if self.client is None:
+            raise SharedUnavailable("REDIS_URL is not set")
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            subscription = Subscription(pubsub, self.timeout)
+            await subscription.start(channel)
+            yield subscription
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
     def _report(self, operation: str, outcome: str, seconds: float) -> None:
         if self.on_operation is not None:
             self.on_operation(operation, outcome, seconds)
@@ -186,3 +171,33 @@ class SharedRedis:
 
 async def _ping(client: Redis) -> bool:
     return bool(await client.ping())
+
+
+class Subscription:
+    """The messages of one subscribed channel (see `SharedRedis.subscribe`)."""
+
+    def __init__(self, pubsub: PubSub, timeout: float) -> None:
+        self._pubsub = pubsub
+        self._timeout = timeout
+
+    async def start(self, channel: str) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._pubsub.subscribe(channel)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise SharedUnavailable(type(exc).__name__) from None
+
+    async def message(self, wait: float) -> bytes | None:
+        """The next message's data, or None if none came within `wait` seconds (the
+        subscription's own confirmations are passed over)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            try:
+                message = await self._pubsub.get_message(timeout=left)
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise SharedUnavailable(type(exc).__name__) from None
+            if message is not None and message.get("type") == "message":
+                data = message["data"]
+                return data if isinstance(data, bytes) else str(data).encode()
+        return None

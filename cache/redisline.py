@@ -1,17 +1,21 @@
 """One pipelined Redis connection for the request path, a few times cheaper than redis-py's.
 
 The per-subject limit makes one Redis round trip per request, so the client's own CPU cost is
-paid on every MCP call. Measured under callgrind (bench/ratelimit.py): redis-py's asyncio client
-spends ~310-370 k instructions per command (connection pool, command objects, parser layers),
-about 9 % of a whole FastMCP tool call; this protocol spends ~70 k. It is deliberately small:
-commands are written as they come and replies are matched first-in first-out (Redis answers
-in order), so concurrent requests share one connection without a pool or a lock.
+paid on every MCP call. Measured under callgrind (bench/ratelimit.py --instructions --only
+subject): the script's EVALSHA costs ~384 k instructions through redis-py's asyncio client
+(connection pool, command objects, parser layers), about 10 % of a whole FastMCP tool call, and
+~68 k through this connection. It is deliberately small: commands are written as they come and
+replies are matched first-in first-out (Redis answers in order), so concurrent requests share
+one connection without a pool or a lock.
 
-Every command is bounded: a watchdog fails all pending commands and drops the connection when
-the oldest has waited longer than `timeout` (a Redis that stops answering is broken for
-everyone; its replies can no longer be matched to requests). The owner reconnects with
-`RedisLine.open` -- never on a request's time. Standalone Redis or a cluster's primary endpoint
-(ElastiCache cluster mode off); RESP2, AUTH, SELECT and TLS (`rediss://`) are supported.
+Every command is bounded by one watchdog timer for the whole connection, not an
+`asyncio.timeout` per command (the same bench: ~100 k instructions a check with one, ~68 k with
+the watchdog). It fails all pending commands and drops the connection when the oldest has
+waited longer than `timeout` (a Redis that stops answering is broken for everyone; its replies
+can no longer be matched to requests). The owner's breaker then opens, and
+`cache.breaker.Reconnect` opens a new connection with `RedisLine.open` -- never on a request's
+time. Standalone Redis or a cluster's primary endpoint (ElastiCache cluster mode off); RESP2,
+AUTH, SELECT and TLS (`rediss://`) are supported.
 """
 
 from __future__ import annotations
@@ -25,17 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
-
-class RedisError(Exception):
-    """Base of what a command can fail with."""
-
-
-class RedisUnavailable(RedisError):
-    """No usable connection: refused, lost, timed out, or an unparseable reply."""
-
-
-class RedisReplyError(RedisError):
-    """Redis answered with an error (`-ERR ...`, `-NOSCRIPT ...`, `-READONLY ...`)."""
+from cache.errors import RespError, RespReplyError, RespUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +106,11 @@ class RedisLine(asyncio.Protocol):
                 await line.call(pack(b"AUTH", *(c for c in credentials if c)))
             if address.db:
                 await line.call(pack(b"SELECT", address.db))
-        except (OSError, RedisError) as exc:
+        except (OSError, RespError) as exc:
             if line is not None:
                 line.close()
-            detail = str(exc) if isinstance(exc, RedisReplyError) else type(exc).__name__
-            raise RedisUnavailable(f"cannot connect to Redis: {detail}") from None
+            detail = str(exc) if isinstance(exc, RespReplyError) else type(exc).__name__
+            raise RespUnavailable(f"cannot connect to Redis: {detail}") from None
         except BaseException:  # cancelled by the caller's timeout
             if line is not None:
                 line.close()
@@ -124,10 +118,10 @@ class RedisLine(asyncio.Protocol):
         return line
 
     def call(self, command: bytes) -> asyncio.Future[Any]:
-        """Send one packed command; the future resolves to its reply or a `RedisError`."""
+        """Send one packed command; the future resolves to its reply or a `RespError`."""
         future = self._loop.create_future()
         if self.broken or self._transport is None:
-            future.set_exception(RedisUnavailable("Redis connection is closed"))
+            future.set_exception(RespUnavailable("Redis connection is closed"))
             return future
         deadline = self._loop.time() + self.timeout
         self._pending.append((future, deadline))
@@ -137,7 +131,7 @@ class RedisLine(asyncio.Protocol):
         return future
 
     def close(self) -> None:
-        self._fail(RedisUnavailable("Redis connection closed"))
+        self._fail(RespUnavailable("Redis connection closed"))
 
     # asyncio.Protocol ----------------------------------------------------------------------------
 
@@ -151,23 +145,23 @@ class RedisLine(asyncio.Protocol):
             try:
                 reply = self._reader.gets()
             except hiredis.ProtocolError:
-                self._fail(RedisUnavailable("Redis protocol error"))
+                self._fail(RespUnavailable("Redis protocol error"))
                 return
             if reply is False:
                 return
             if not pending:
-                self._fail(RedisUnavailable("a reply nobody asked for"))
+                self._fail(RespUnavailable("a reply nobody asked for"))
                 return
             future, _ = pending.popleft()
             if future.done():  # the caller gave up (cancelled); the reply still takes its turn
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(RedisReplyError(str(reply)))
+                future.set_exception(RespReplyError(str(reply)))
             else:
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(RedisUnavailable("Redis connection lost"))
+        self._fail(RespUnavailable("Redis connection lost"))
 
     # ---------------------------------------------------------------------------------------------
 
@@ -177,11 +171,11 @@ class RedisLine(asyncio.Protocol):
             return
         _, deadline = self._pending[0]
         if deadline <= self._loop.time():
-            self._fail(RedisUnavailable(f"no reply from Redis within {self.timeout:g} s"))
+            self._fail(RespUnavailable(f"no reply from Redis within {self.timeout:g} s"))
         else:
             self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
-    def _fail(self, error: RedisError) -> None:
+    def _fail(self, error: RespError) -> None:
         """Fail every pending command and drop the connection: it cannot be trusted again."""
         self.broken = True
         if self._watchdog is not None:

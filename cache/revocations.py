@@ -12,27 +12,25 @@ subscription (re)connects and every `reload_interval` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
-from cache.redis import SharedRedis
+from cache.breaker import CircuitBreaker
+from cache.errors import RevocationError, SharedUnavailable
+from cache.redis import SharedRedis, Subscription
 from observability.health import CheckResult
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["jti", "sub"]
 KINDS: tuple[Kind, ...] = ("jti", "sub")
-
-
-class RevocationError(Exception):
-    """A revocation could not be written or read (Redis unreachable or not configured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +97,10 @@ class RevocationSet:
                 self.active = True
 
     def replace(self, revocations: Iterable[Revocation]) -> None:
-        fresh = RevocationSet(self._clock)
+        """Hold exactly `revocations` (no await in between: readers never see a partial set)."""
+        self._jtis, self._subs, self.active = {}, {}, False
         for revocation in revocations:
-            fresh.add(revocation)
-        self._jtis, self._subs, self.active = fresh._jtis, fresh._subs, fresh.active
+            self.add(revocation)
 
     def prune(self) -> None:
         now = self._clock()
@@ -124,6 +122,9 @@ class RevocationSet:
         return False
 
 
+NOT_CONFIGURED = "REDIS_URL is not set: revocations need Redis"
+
+
 class RevocationStore:
     """Revocations in Redis: a hash of entries, a sorted set of expiries, one channel."""
 
@@ -140,41 +141,40 @@ class RevocationStore:
     async def close(self) -> None:
         await self._shared.close()
 
-    def _client(self) -> Any:
-        if self._shared.client is None:
-            raise RevocationError("REDIS_URL is not set: revocations need Redis")
-        return self._shared.client
+    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+        """The announcements channel (`SharedRedis.subscribe`)."""
+        if not self._shared.enabled:
+            raise RevocationError(NOT_CONFIGURED)
+        return self._shared.subscribe(self.channel)
 
     async def revoke(self, kind: Kind, value: str, *, reason: str = "", by: str = "") -> Revocation:
         now = self._clock()
         revocation = Revocation(kind, value, now, now + self.ttl, reason, by)
-        client = self._client()
-        try:
-            async with asyncio.timeout(max(self._shared.timeout, 2.0)):
-                async with client.pipeline(transaction=True) as pipe:
-                    pipe.hset(self.entries_key, revocation.field, revocation.to_json())
-                    pipe.zadd(self.expiry_key, {revocation.field: revocation.expires_at})
-                    await pipe.execute()
-                await client.publish(self.channel, revocation.to_json())
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise RevocationError(f"cannot write to Redis: {type(exc).__name__}") from None
+
+        async def write(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.entries_key, revocation.field, revocation.to_json())
+                pipe.zadd(self.expiry_key, {revocation.field: revocation.expires_at})
+                await pipe.execute()
+            await client.publish(self.channel, revocation.to_json())
+
+        await self._execute(write, "cannot write to Redis")
         return revocation
 
     async def load(self) -> list[Revocation]:
         """Every revocation in force; expired ones are removed on the way."""
-        client = self._client()
         now = self._clock()
-        try:
-            async with asyncio.timeout(max(self._shared.timeout, 2.0)):
-                expired = await client.zrangebyscore(self.expiry_key, "-inf", now)
-                if expired:
-                    async with client.pipeline(transaction=True) as pipe:
-                        pipe.hdel(self.entries_key, *expired)
-                        pipe.zrem(self.expiry_key, *expired)
-                        await pipe.execute()
-                raw = await client.hgetall(self.entries_key)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise RevocationError(f"cannot read from Redis: {type(exc).__name__}") from None
+
+        async def read(client: Redis) -> Any:
+            expired = await client.zrangebyscore(self.expiry_key, "-inf", now)
+            if expired:
+                async with client.pipeline(transaction=True) as pipe:
+                    pipe.hdel(self.entries_key, *expired)
+                    pipe.zrem(self.expiry_key, *expired)
+                    await pipe.execute()
+            return await client.hgetall(self.entries_key)
+
+        raw = await self._execute(read, "cannot read from Redis")
         if not isinstance(raw, dict):
             raise RevocationError("unexpected reply to HGETALL")
         revocations = []
@@ -188,9 +188,21 @@ class RevocationStore:
                 revocations.append(revocation)
         return sorted(revocations, key=lambda r: r.revoked_at)
 
+    async def _execute(self, call: Callable[[Redis], Any], failing: str) -> Any:
+        """Through the gate, bounded by at least 2 s: an operator's command and a reload are
+        not on a request's time, and a whole set of revocations may take a while to read."""
+        if not self._shared.enabled:
+            raise RevocationError(NOT_CONFIGURED)
+        try:
+            return await self._shared.execute(call, seconds=max(self._shared.timeout, 2.0))
+        except SharedUnavailable as exc:
+            raise RevocationError(f"{failing}: {exc}") from None
+
 
 class RevocationListener:
-    """Keeps a replica's `RevocationSet` in step with Redis, reconnecting on its own."""
+    """Keeps a replica's `RevocationSet` in step with Redis, reconnecting on its own: after a
+    failure its breaker (cache.breaker) holds it off for `retry_delay`, doubled after each
+    failed attempt up to 4x, and the first attempt that gets in sync resets it."""
 
     def __init__(
         self,
@@ -205,7 +217,7 @@ class RevocationListener:
         self._revoked = revoked
         self._on_revoked = on_revoked
         self._reload_interval = reload_interval
-        self._retry_delay = retry_delay
+        self.breaker = CircuitBreaker(threshold=1, cooloff=retry_delay, max_cooloff=4 * retry_delay)
         self.synced = asyncio.Event()
 
     async def readiness(self) -> CheckResult:
@@ -215,43 +227,34 @@ class RevocationListener:
         return CheckResult.degraded("not in sync with Redis; applying the revocations known here")
 
     async def run(self) -> None:
-        """Subscribe, load, apply; on any failure wait (backing off to 4x) and start again."""
-        delay = self._retry_delay
+        """Subscribe, load, apply; on any failure wait out the breaker's cool-off and start
+        again."""
         while True:
+            await self.breaker.until_allowed()
             try:
                 await self._follow()
             except Exception as exc:  # never let the listener die: retry whatever went wrong
                 if self.synced.is_set():
-                    delay = self._retry_delay
                     log.warning("revocation channel lost (%s); reconnecting", type(exc).__name__)
                 self.synced.clear()
+                self.breaker.failed()
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # A cancellation can arrive while a bounded close is timing out and be folded
                 # into that TimeoutError (Python 3.11); honour it rather than sleep through it.
                 raise asyncio.CancelledError
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_delay * 4)
 
     async def _follow(self) -> None:
-        client = self._store._client()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self._store.channel)
+        async with self._store.subscribe() as subscription:
             await self._reload()  # after subscribing, so nothing published meanwhile is lost
             next_reload = time.monotonic() + self._reload_interval
             while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None and message.get("type") == "message":
-                    self._apply(message["data"])
+                data = await subscription.message(wait=1.0)
+                if data is not None:
+                    self._apply(data)
                 if time.monotonic() >= next_reload:
                     await self._reload()
                     next_reload = time.monotonic() + self._reload_interval
-        finally:
-            # Closing talks to Redis too; a hung Redis must not hang shut-down or a reconnect.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await pubsub.aclose()
 
     async def _reload(self) -> None:
         revocations = await self._store.load()
@@ -259,6 +262,7 @@ class RevocationListener:
         for revocation in revocations:
             self._notify(revocation)
         self.synced.set()
+        self.breaker.succeeded()
 
     def _apply(self, raw: bytes | str) -> None:
         try:

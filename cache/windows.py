@@ -22,9 +22,11 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from importlib import resources
 from typing import NamedTuple
 
-from cache.redisline import RedisAddress, RedisLine, RedisReplyError, RedisUnavailable, pack
+from cache.errors import RespReplyError, RespUnavailable
+from cache.redisline import RedisAddress, RedisLine, pack
 
 MAX_LIMITS = 4
 MAX_COMMANDS = 50_000  # packed commands kept (one per caller and limit set): ~10 MB at most
@@ -161,57 +163,16 @@ class MemoryWindows:
                 del windows[key]
 
 
-# The same counter as one Lua script: checks every limit of the key, consumes all of them or
-# none, and answers with what the headers need, in one round trip. KEYS: the current and the
-# previous window's counter per limit (one hash tag, so one Redis Cluster slot). ARGV: the cost,
-# then amount and window (ms) per limit. Reply: admitted (1/0), then per limit the previous
-# count, the current count and the current counter's TTL (ms). A current counter is created
-# with a TTL of two windows: its window ends when the TTL falls to one window, and it is then
-# renamed to the previous counter, which expires exactly when it stops counting.
-SCRIPT = b"""
-local cost = tonumber(ARGV[1])
-local reply = {1}
-local fresh = {}
-for i = 1, #KEYS / 2 do
-  local current, previous = KEYS[2 * i - 1], KEYS[2 * i]
-  local amount, window = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local ttl = redis.call('PTTL', current)
-  local p, c = 0, 0
-  if ttl > window then
-    p = tonumber(redis.call('GET', previous) or '0')
-    c = tonumber(redis.call('GET', current) or '0')
-  elseif ttl > 0 then
-    redis.call('RENAME', current, previous)
-    redis.call('SET', current, 0, 'PX', ttl + window)
-    p = tonumber(redis.call('GET', previous) or '0')
-    ttl = ttl + window
-  else
-    fresh[i] = true
-    ttl = 2 * window
-  end
-  if math.floor(p * (ttl - window) / window) + c + cost > amount then
-    reply[1] = 0
-  end
-  reply[3 * i - 1], reply[3 * i], reply[3 * i + 1] = p, c, ttl
-end
-if reply[1] == 1 then
-  for i = 1, #KEYS / 2 do
-    if fresh[i] then
-      redis.call('SET', KEYS[2 * i - 1], cost, 'PX', reply[3 * i + 1])
-    else
-      redis.call('INCRBY', KEYS[2 * i - 1], cost)
-    end
-    reply[3 * i] = reply[3 * i] + cost
-  end
-end
-return reply
-"""
+# The same counter as one Lua script (its text, and what KEYS, ARGV and the reply hold, are in
+# sliding_window.lua beside this module), read once at import: its SHA1 is what EVALSHA names.
+SCRIPT = resources.files("cache").joinpath("sliding_window.lua").read_bytes()
 SCRIPT_SHA = hashlib.sha1(SCRIPT, usedforsecurity=False).hexdigest().encode()
 
 
 class RedisWindows:
-    """The counters on Redis, shared by every replica. `hit` raises `RedisError` when Redis
-    cannot answer; connecting again is the owner's call (see `SubjectLimiter`)."""
+    """The counters on Redis, shared by every replica. `hit` raises `RespError` when Redis
+    cannot answer; when to connect again is the owner's call (mcp_service.limiter: its breaker
+    and `cache.breaker.Reconnect`)."""
 
     def __init__(
         self, address: RedisAddress, *, prefix: str, reply_timeout: float, connect_timeout: float
@@ -229,23 +190,23 @@ class RedisWindows:
 
     async def connect(self) -> None:
         """Open a connection and load the script, within `connect_timeout`; raises
-        `RedisUnavailable`."""
+        `RespUnavailable`."""
         try:
             async with asyncio.timeout(self.connect_timeout):
                 line = await RedisLine.open(self.address, reply_timeout=self.reply_timeout)
         except TimeoutError:
-            raise RedisUnavailable("cannot connect to Redis: timed out") from None
+            raise RespUnavailable("cannot connect to Redis: timed out") from None
         try:
             sha = await line.call(pack(b"SCRIPT", b"LOAD", SCRIPT))
-        except RedisReplyError as exc:
+        except RespReplyError as exc:
             line.close()
-            raise RedisUnavailable(f"cannot load the rate-limit script: {exc}") from None
+            raise RespUnavailable(f"cannot load the rate-limit script: {exc}") from None
         except BaseException:
             line.close()
             raise
         if sha != SCRIPT_SHA:
             line.close()
-            raise RedisUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
+            raise RespUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
         old, self._line = self._line, line
         if old is not None:
             old.close()
@@ -258,7 +219,7 @@ class RedisWindows:
     async def hit(self, tag: str, limits: tuple[Limit, ...], cost: int = 1) -> Outcome:
         line = self._line
         if line is None or line.broken:
-            raise RedisUnavailable("not connected to Redis")
+            raise RespUnavailable("not connected to Redis")
         command = self._commands.get((tag, limits, cost))
         if command is None:  # packed once per caller, limit set and cost
             if len(self._commands) >= MAX_COMMANDS:
@@ -267,7 +228,7 @@ class RedisWindows:
             self._commands[(tag, limits, cost)] = command
         try:
             reply = await line.call(command)
-        except RedisReplyError as exc:
+        except RespReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 line.close()  # READONLY after a failover, OOM...: reconnect before trusting it
                 raise

@@ -2,20 +2,21 @@
 
 Against Redis, through the sliding window counter of `cache.windows` (one script, one round
 trip), so every replica shares one budget. When Redis cannot answer (within
-RATE_LIMIT_REDIS_TIMEOUT_SECONDS), the limiter stops asking it for
-RATE_LIMIT_REDIS_COOLDOWN_SECONDS while a background task reconnects, and meanwhile either
-counts in process (fail open, RATE_LIMIT_FALLBACK per replica) or answers 503 (fail closed).
-No request ever waits on a connect or longer than the timeout.
+RATE_LIMIT_REDIS_TIMEOUT_SECONDS), the limiter's breaker (cache.breaker) opens: for
+RATE_LIMIT_REDIS_COOLDOWN_SECONDS nobody asks Redis while `Reconnect` connects again in the
+background, and meanwhile the limiter either counts in process (fail open, RATE_LIMIT_FALLBACK
+per replica) or answers 503 (fail closed). No request ever waits on a connect or longer than
+the timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cache.redisline import RedisError
+from cache.breaker import CircuitBreaker, Reconnect
+from cache.errors import RespError
 from cache.windows import MemoryWindows, RedisWindows, Usage
 from mcp_service.limitkeys import subject_tag
 from mcp_service.policies import Policies
@@ -52,8 +53,15 @@ class SubjectLimiter:
         self.cooldown = cooldown
         self.local = local if local is not None else MemoryWindows()
         self.on_decision = on_decision
-        self._reconnecting: asyncio.Task[None] | None = None
-        self._degraded = False
+        # One failure opens it (a request that met a broken connection has already waited);
+        # its probe is the background connect, never a request.
+        self.breaker = CircuitBreaker(threshold=1, cooloff=cooldown)
+        self._reconnect: Reconnect | None = None
+        if redis is not None:
+            self._reconnect = Reconnect(
+                self.breaker, redis.connect, errors=(RespError,), on_failure=self._still_down
+            )
+        self._degraded = False  # whether the fallback was announced in the log
 
     async def start(self) -> None:
         """Connect before serving; if Redis is not there yet, keep trying in the background."""
@@ -61,23 +69,21 @@ class SubjectLimiter:
             return
         try:
             await self.redis.connect()
-        except RedisError as exc:
+        except RespError as exc:
             self._failed(exc)
 
     async def readiness(self) -> CheckResult:
         """Readiness of the shared budget: degraded while counting per replica (fail open),
         down while refusing everything (fail closed)."""
-        if self.redis is not None and self.redis.ready:
+        if self.redis is not None and self.breaker.closed and self.redis.ready:
             return CheckResult.ok("shared budget on Redis")
         if self.fail_open:
             return CheckResult.degraded("Redis unreachable: counting per replica (fail-open)")
         return CheckResult.down("Redis unreachable and RATE_LIMIT_FAILURE_MODE=closed")
 
     async def close(self) -> None:
-        task, self._reconnecting = self._reconnecting, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if self._reconnect is not None:
+            await self._reconnect.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -88,10 +94,10 @@ class SubjectLimiter:
         if redis is None:
             allowed, usages = self.local.hit(tag, policy.limits, cost)
             return self._decided("allowed" if allowed else "limited", allowed, policy, usages, cost)
-        if redis.ready:
+        if self.breaker.closed:  # an attribute, not a call: this is every request's path
             try:
                 allowed, usages = await redis.hit(tag, policy.limits, cost)
-            except RedisError as exc:
+            except RespError as exc:
                 self._failed(exc)
             else:
                 if self._degraded:
@@ -99,8 +105,8 @@ class SubjectLimiter:
                     log.info("rate limits: Redis answers again; counting fleet-wide")
                 outcome = "allowed" if allowed else "limited"
                 return self._decided(outcome, allowed, policy, usages, cost)
-        else:
-            self._failed(None)
+        elif self._reconnect is not None:
+            self._reconnect.start()  # a no-op while it runs; restarts one that died
         if not self.fail_open:
             retry = retry_seconds(self.cooldown)
             return self._decided("unavailable", False, retry_after=retry)
@@ -122,30 +128,19 @@ class SubjectLimiter:
             self.on_decision(outcome)
         return Decision(outcome, allowed, policy, usages, cost, retry_after)
 
-    def _failed(self, error: RedisError | None) -> None:
-        """Stop asking Redis; a background task reconnects after the cool-off."""
-        if error is not None and self.on_decision is not None:
+    def _failed(self, error: RespError) -> None:
+        """Open the breaker: Redis is left alone while `Reconnect` tries after the cool-off."""
+        self.breaker.failed()
+        if self.on_decision is not None:
             self.on_decision("redis_error")
         if not self._degraded:
             self._degraded = True
             mode = "counting per replica" if self.fail_open else "refusing with 503"
-            log.warning(
-                "rate limits: Redis unavailable (%s); %s until it answers",
-                error or "connection lost",
-                mode,
-            )
-        if self._reconnecting is None or self._reconnecting.done():
-            self._reconnecting = asyncio.create_task(self._reconnect())
+            log.warning("rate limits: Redis unavailable (%s); %s until it answers", error, mode)
+        if self._reconnect is not None:
+            self._reconnect.start()
 
-    async def _reconnect(self) -> None:
-        assert self.redis is not None
-        while True:
-            await asyncio.sleep(self.cooldown)
-            try:
-                await self.redis.connect()
-            except RedisError as exc:
-                if self.on_decision is not None:
-                    self.on_decision("redis_error")
-                log.debug("rate limits: Redis still unavailable: %s", exc)
-            else:
-                return
+    def _still_down(self, error: Exception) -> None:
+        if self.on_decision is not None:
+            self.on_decision("redis_error")
+        log.debug("rate limits: Redis still unavailable: %s", error)

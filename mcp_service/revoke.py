@@ -8,7 +8,8 @@ import logging
 import socket
 from datetime import UTC, datetime
 
-from cache.revocations import Kind, Revocation, RevocationError, RevocationStore
+from cache.errors import RevocationError
+from cache.revocations import Kind, Revocation, RevocationStore
 from mcp_service.errors import RevokeError
 from mcp_service.settings import Settings
 from mcp_service.shared import shared_redis

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cache.redis import CircuitBreaker, OperationHook, SharedRedis, create_redis
+from cache.breaker import CircuitBreaker
+from cache.redis import OperationHook, SharedRedis, create_redis
 from cache.seal import Sealer
 from mcp_service.settings import Settings
 

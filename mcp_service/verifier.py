@@ -20,7 +20,8 @@ from typing import Any, Literal
 import jwt
 from jwt.exceptions import InvalidSignatureError, InvalidTokenError
 
-from cache.jwks import JwksUnavailableError, KeySource, UnknownKeyError
+from cache.errors import JwksUnavailableError, UnknownKeyError
+from cache.jwks import KeySource
 from mcp_service.errors import InvalidToken, KeysUnavailable, Reason
 
 ALGORITHMS = ("RS256",)

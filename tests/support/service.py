@@ -37,7 +37,7 @@ class FakeJwks:
         self.calls = 0
 
     async def __call__(self) -> bytes:
-        from cache.jwks import JwksFetchError
+        from cache.errors import JwksFetchError
 
         self.calls += 1
         if not self.up:

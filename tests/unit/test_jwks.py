@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cache.jwks import (
-    InvalidJwksError,
-    JwksCache,
-    JwksUnavailableError,
-    UnknownKeyError,
-    parse_jwks,
-)
+from cache.errors import InvalidJwksError, JwksUnavailableError, UnknownKeyError
+from cache.jwks import JwksCache, parse_jwks
 from mcp_service.issuer import public_jwk
 from tests.support.fleet import Clock, Endpoint
 from tests.support.tokens import jwks_of, kid_of, rsa_key

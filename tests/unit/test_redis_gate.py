@@ -1,4 +1,5 @@
-"""The Redis gate: bounded calls, a breaker that skips Redis while it is down, and recovery."""
+"""The Redis gate: bounded calls, a breaker that skips Redis while it is down, and the calls that
+need an answer raising instead of falling back."""
 
 from __future__ import annotations
 
@@ -7,54 +8,11 @@ import time
 from typing import Any
 
 import fakeredis
+import pytest
 
-from cache.redis import BreakerState, CircuitBreaker, SharedRedis
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_breaker_opens_after_consecutive_failures() -> None:
-    breaker = CircuitBreaker(threshold=2, cooloff=5, clock=Clock())
-    breaker.failed()
-    assert breaker.allow()
-    breaker.failed()
-    assert breaker.state is BreakerState.OPEN
-    assert not breaker.allow()
-
-
-def test_a_success_resets_the_count() -> None:
-    breaker = CircuitBreaker(threshold=2, cooloff=5, clock=Clock())
-    breaker.failed()
-    breaker.succeeded()
-    breaker.failed()
-    assert breaker.state is BreakerState.CLOSED
-
-
-def test_after_the_cooloff_exactly_one_probe_passes() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(threshold=1, cooloff=5, clock=clock)
-    breaker.failed()
-    clock.now += 5
-    assert breaker.allow()
-    assert not breaker.allow()
-    breaker.succeeded()
-    assert breaker.state is BreakerState.CLOSED
-
-
-def test_a_failed_probe_opens_the_breaker_again() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(threshold=1, cooloff=5, clock=clock)
-    breaker.failed()
-    clock.now += 5
-    assert breaker.allow()
-    breaker.failed()
-    assert breaker.state is BreakerState.OPEN
+from cache.breaker import CircuitBreaker
+from cache.errors import SharedUnavailable
+from cache.redis import SharedRedis
 
 
 async def test_a_call_returns_the_default_when_redis_is_down() -> None:
@@ -99,3 +57,47 @@ async def test_without_redis_every_call_is_the_default() -> None:
 
 def test_keys_are_prefixed_and_versioned() -> None:
     assert SharedRedis(None, prefix="acme").key("tok", "ab") == "acme:v1:tok:ab"
+
+
+async def test_a_call_that_needs_its_answer_gets_it() -> None:
+    gate = SharedRedis(fakeredis.FakeAsyncRedis())
+    await gate.execute(lambda r: r.set("k", b"v"))
+    assert await gate.execute(lambda r: r.get("k")) == b"v"
+
+
+async def test_a_call_that_needs_its_answer_raises_when_redis_is_down() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    gate = SharedRedis(fakeredis.FakeAsyncRedis(server=server))
+    with pytest.raises(SharedUnavailable):
+        await gate.execute(lambda r: r.get("k"))
+
+
+async def test_a_call_that_needs_its_answer_raises_without_redis() -> None:
+    with pytest.raises(SharedUnavailable):
+        await SharedRedis(None).execute(lambda r: r.get("k"))
+
+
+async def test_a_call_that_needs_its_answer_is_not_skipped_by_an_open_breaker() -> None:
+    gate = SharedRedis(fakeredis.FakeAsyncRedis(), breaker=CircuitBreaker(threshold=1, cooloff=60))
+    gate.breaker.failed()
+    assert gate.status() == "unavailable"
+    assert await gate.execute(lambda r: r.ping()) is True
+
+
+async def test_a_subscription_receives_what_is_published_on_its_channel() -> None:
+    server = fakeredis.FakeServer()
+    gate = SharedRedis(fakeredis.FakeAsyncRedis(server=server))
+    async with gate.subscribe("news") as subscription:
+        await fakeredis.FakeAsyncRedis(server=server).publish("news", b"hello")
+        assert await subscription.message(wait=1.0) == b"hello"
+        assert await subscription.message(wait=0.05) is None
+
+
+async def test_subscribing_with_redis_down_raises() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    gate = SharedRedis(fakeredis.FakeAsyncRedis(server=server))
+    with pytest.raises(SharedUnavailable):
+        async with gate.subscribe("news"):
+            pass

@@ -9,14 +9,9 @@ from typing import Any
 import fakeredis
 import pytest
 
+from cache.errors import RevocationError
 from cache.redis import SharedRedis
-from cache.revocations import (
-    Revocation,
-    RevocationError,
-    RevocationListener,
-    RevocationSet,
-    RevocationStore,
-)
+from cache.revocations import Revocation, RevocationListener, RevocationSet, RevocationStore
 from tests.support.asgi import MCP_HEADERS, rpc, running
 from tests.support.fleet import shared_redis
 from tests.support.service import TWINS, make_service

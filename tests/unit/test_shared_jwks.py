@@ -9,7 +9,7 @@ import time
 import fakeredis
 import pytest
 
-from cache.jwks import JwksUnavailableError, UnknownKeyError
+from cache.errors import JwksUnavailableError, UnknownKeyError
 from cache.jwks_store import SharedJwks
 from cache.seal import Sealer
 from tests.support.fleet import (

@@ -335,7 +335,7 @@ async def test_a_non_string_sub_is_refused(tokens: TokenFactory) -> None:
 
 
 async def test_no_reachable_jwks_is_keys_unavailable_not_invalid(tokens: TokenFactory) -> None:
-    from cache.jwks import JwksFetchError
+    from cache.errors import JwksFetchError
 
     async def fetch() -> bytes:
         raise JwksFetchError("down")
