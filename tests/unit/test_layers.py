@@ -3,6 +3,9 @@ sees at the top."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import uvicorn
 
@@ -26,6 +29,26 @@ EVERYTHING_ON = {
     "max_in_flight": 8,
     "rate_limit": "600/minute",
 }
+
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def documented_layers() -> list[str]:
+    """The class column of the request-path table, down to the MCP app."""
+    section = ARCHITECTURE.read_text().split("## The request path", 1)[1].split("\n## ", 1)[0]
+    classes = []
+    for row in re.findall(r"^\| \d+ \|[^|]*\|([^|]*)\|", section, re.M):
+        name = re.search(r"`([A-Za-z_.]+)`", row)
+        assert name is not None, row
+        if name.group(1) == "FastMCP.http_app":
+            return classes
+        classes.append(name.group(1))
+    raise AssertionError("no FastMCP.http_app row in the request-path table")
+
+
+def test_the_architecture_page_lists_the_layers_in_this_order() -> None:
+    assert documented_layers() == DOCUMENTED
 
 
 def names(**overrides: object) -> list[str]:
