@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ROOT, TERRAFORM, Terraform
+
+from tests.deploy.helpers import ROOT, TERRAFORM, Terraform
 
 README = (TERRAFORM / "README.md").read_text()
 DEPLOYMENT = (

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, require_tool
 
+from tests.deploy.helpers import ROOT, free_port, require_tool
 from tests.support.nginx import NGINX_DIR, nginx_dir, nginx_test
 
 LOCAL_CLIENT = ("mcp-local-client", "mcp-local-secret")

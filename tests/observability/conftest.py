@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from obs_support import (
+
+from mcp_service.app import Service, build_service
+from mcp_service.settings import Settings
+from tests.observability.obs_support import (
     CLIENT_ID,
     CLIENT_SECRET,
     MCP_SERVICE,
@@ -23,9 +26,6 @@ from obs_support import (
     stop,
     wait_ready,
 )
-
-from mcp_service.app import Service, build_service
-from mcp_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,4 @@
-"""Helpers shared by the observability tests (a module name of its own: tests/ has no
-packages, so two helper modules with one name would collide)."""
+"""Helpers shared by the observability tests (their fixtures are in conftest.py here)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from obs_support import free_port, pool_settings
 
 from observability.health import CheckResult, Readiness
+from tests.observability.obs_support import free_port, pool_settings
 
 pytestmark = pytest.mark.anyio
 

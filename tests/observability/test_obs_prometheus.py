@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from obs_support import CLIENT_ID, CLIENT_SECRET, free_port, require_tool, stop
+
+from tests.observability.obs_support import CLIENT_ID, CLIENT_SECRET, free_port, require_tool, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
