@@ -20,12 +20,12 @@ from tests.observability.obs_support import (
     CLIENT_ID,
     CLIENT_SECRET,
     MCP_SERVICE,
-    free_port,
     pool_settings,
     running,
     stop,
     wait_ready,
 )
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

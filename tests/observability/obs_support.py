@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,6 @@ import pytest
 CLIENT_ID = "obs-test-client"
 CLIENT_SECRET = "obs-test-secret-0123456789"
 MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_tool(name: str) -> str:

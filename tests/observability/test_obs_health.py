@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from observability.health import CheckResult, Readiness
-from tests.observability.obs_support import free_port, pool_settings
+from tests.observability.obs_support import pool_settings
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.anyio
 

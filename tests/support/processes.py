@@ -38,6 +38,7 @@ def terminate(process: subprocess.Popen[Any] | None, grace: float = 15) -> None:
 
 
 def free_port() -> int:
+    """A loopback TCP port that nothing listens on now (the one copy every test uses)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
