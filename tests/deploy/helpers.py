@@ -37,8 +37,8 @@ def require_tool(name: str) -> str:
 
 
 def optional_tool(name: str) -> str:
-    """The tool's path; without it, skip, in CI too (the issue asks for the check only where
-    the tool is installed, and no registry this project reaches ships it)."""
+    """The tool's path; without it, skip, in CI too (the check runs only where the tool is
+    installed, and no registry this project reaches ships it)."""
     path = which(name)
     if path is None:
         pytest.skip(f"{name} is not installed")
