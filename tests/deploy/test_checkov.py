@@ -12,7 +12,8 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import TERRAFORM, require_tool
+
+from tests.deploy.helpers import TERRAFORM, require_tool
 
 CHECKOV = "checkov==3.3.30"
 

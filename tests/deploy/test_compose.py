@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT
+
+from tests.deploy.helpers import ROOT
 
 SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
 REPLICAS = ["replica-1", "replica-2", "replica-3"]

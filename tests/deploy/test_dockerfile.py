@@ -14,7 +14,8 @@ import subprocess
 from dataclasses import dataclass
 
 import pytest
-from conftest import ROOT, require_tool
+
+from tests.deploy.helpers import ROOT, require_tool
 
 SECRETISH = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|CREDENTIAL|REDIS_URL", re.I)
 

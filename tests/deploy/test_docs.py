@@ -15,9 +15,9 @@ from types import ModuleType
 
 import httpx
 import pytest
-from conftest import ROOT, TERRAFORM, Terraform
 
 from mcp_service.settings import Settings
+from tests.deploy.helpers import ROOT, TERRAFORM, Terraform
 
 TERRAFORM_README = (TERRAFORM / "README.md").read_text()
 DEPLOYMENT = (ROOT / "docs" / "deployment.md").read_text()

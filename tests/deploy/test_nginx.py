@@ -26,9 +26,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, require_tool
 
+from tests.deploy.helpers import ROOT, require_tool
 from tests.support.nginx import NGINX_DIR, nginx_dir, nginx_test
+from tests.support.processes import free_port
 
 LOCAL_CLIENT = ("mcp-local-client", "mcp-local-secret")
 STARTUP_SECONDS = 30

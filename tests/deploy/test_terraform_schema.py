@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TERRAFORM, Terraform, blocks, optional_tool
+
+from tests.deploy.helpers import TERRAFORM, Terraform, blocks, optional_tool
 
 SCHEMA = json.loads((Path(__file__).parent / "provider_schema.json").read_text())
 META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "__is_block__"}

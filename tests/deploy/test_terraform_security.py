@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Terraform, block, blocks
+
+from tests.deploy.helpers import Terraform, block, blocks
 
 SECRETISH = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY$|CREDENTIAL|REDIS_URL", re.I)
 

@@ -1,5 +1,6 @@
-"""Fixtures for the observability tests: the service in process (ASGI, lifespan run by hand)
-and as a real `mcp-service serve` process on a free loopback port, stopped by PID."""
+"""Fixtures for the observability tests: the service in process (its lifespan driven by
+tests.support.asgi.running) and as a real `mcp-service serve` process on a free loopback port,
+stopped by PID."""
 
 from __future__ import annotations
 
@@ -13,19 +14,19 @@ from typing import Any
 
 import httpx
 import pytest
-from obs_support import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    MCP_SERVICE,
-    free_port,
-    pool_settings,
-    running,
-    stop,
-    wait_ready,
-)
 
 from mcp_service.app import Service, build_service
 from mcp_service.settings import Settings
+from tests.observability.obs_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MCP_SERVICE,
+    pool_settings,
+    stop,
+    wait_ready,
+)
+from tests.support.asgi import running
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,9 +103,7 @@ def in_process(
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[InProcess]:
         service = build_service(make_settings(**overrides))
-        transport = httpx.ASGITransport(app=service.app)
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        async with running(service.app), client:
+        async with running(service.app) as client:
             yield InProcess(service, client)
 
     return start

@@ -1,18 +1,13 @@
-"""Helpers shared by the observability tests (a module name of its own: tests/ has no
-packages, so two helper modules with one name would collide)."""
+"""Helpers shared by the observability tests (their fixtures are in conftest.py here)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +17,6 @@ import pytest
 CLIENT_ID = "obs-test-client"
 CLIENT_SECRET = "obs-test-secret-0123456789"
 MCP_SERVICE = str(Path(sys.executable).with_name("mcp-service"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_tool(name: str) -> str:
@@ -51,30 +40,6 @@ def pool_settings(jwks_url: str) -> dict[str, Any]:
         "cognito_jwks_url": jwks_url,
         "jwks_timeout_seconds": 5.0,
     }
-
-
-@asynccontextmanager
-async def running(app: Any) -> AsyncIterator[None]:
-    """Drive the ASGI lifespan protocol around a block (FastMCP needs its lifespan)."""
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def receive() -> dict[str, Any]:
-        return await inbox.get()
-
-    async def send(message: Mapping[str, Any]) -> None:
-        await outbox.put(dict(message))
-
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
-    await inbox.put({"type": "lifespan.startup"})
-    started = await asyncio.wait_for(outbox.get(), 10)
-    assert started["type"] == "lifespan.startup.complete", started
-    try:
-        yield
-    finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        await asyncio.wait_for(outbox.get(), 10)
-        await asyncio.wait_for(task, 10)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from obs_support import free_port, pool_settings
 
 from observability.health import CheckResult, Readiness
+from tests.observability.obs_support import pool_settings
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from obs_support import CLIENT_ID, MCP_SERVICE, stop
 
 from mcp_service.issuer import LocalIssuer, load_or_create_key
 from mcp_service.settings import Settings
+from tests.observability.obs_support import CLIENT_ID, MCP_SERVICE, stop
 
 CALL = {
     "jsonrpc": "2.0",

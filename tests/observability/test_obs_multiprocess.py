@@ -84,7 +84,7 @@ def test_serve_with_two_workers_reports_every_worker_in_each_scrape(
         counts.add(value(text, "mcp_http_request_duration_seconds_count", route="/healthz"))
     assert counts == {30.0}  # whichever worker answered, it reported both workers' requests
 
-    from obs_support import stop
+    from tests.observability.obs_support import stop
 
     stop(server.process)
     assert not directory.exists()  # the samples of this run do not outlive it
@@ -93,7 +93,7 @@ def test_serve_with_two_workers_reports_every_worker_in_each_scrape(
 def test_metrics_port_serves_metrics_apart_from_the_service_port(
     serve: Callable[..., Any],
 ) -> None:
-    from obs_support import free_port
+    from tests.support.processes import free_port
 
     port = free_port()
     server = serve(env={"METRICS_PORT": str(port)})
@@ -107,7 +107,7 @@ def test_metrics_port_serves_metrics_apart_from_the_service_port(
 def test_metrics_port_with_two_workers_is_served_from_the_aggregate(
     serve: Callable[..., Any],
 ) -> None:
-    from obs_support import free_port
+    from tests.support.processes import free_port
 
     port = free_port()
     server = serve("--workers", "2", env={"METRICS_PORT": str(port)})
@@ -121,7 +121,8 @@ def test_metrics_port_with_two_workers_is_served_from_the_aggregate(
 def test_a_metrics_port_equal_to_the_service_port_is_a_configuration_error(
     tmp_path: Path,
 ) -> None:
-    from obs_support import MCP_SERVICE, free_port
+    from tests.observability.obs_support import MCP_SERVICE
+    from tests.support.processes import free_port
 
     port = str(free_port())
     env = {**os.environ, "METRICS_PORT": port, "APP_ENV": "local"}
@@ -141,7 +142,8 @@ def test_a_metrics_port_equal_to_the_service_port_is_a_configuration_error(
 def test_a_metrics_port_already_taken_fails_with_one_line(tmp_path: Path) -> None:
     import socket
 
-    from obs_support import MCP_SERVICE, free_port
+    from tests.observability.obs_support import MCP_SERVICE
+    from tests.support.processes import free_port
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from obs_support import CLIENT_ID, CLIENT_SECRET, free_port, require_tool, stop
+
+from tests.observability.obs_support import CLIENT_ID, CLIENT_SECRET, require_tool, stop
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"

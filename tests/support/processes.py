@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ def terminate(process: subprocess.Popen[Any] | None, grace: float = 15) -> None:
 
 
 def free_port() -> int:
+    """A loopback TCP port that nothing listens on now (the one copy every test uses)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -68,14 +69,23 @@ def cli(
 
 
 class ServiceProcess:
-    """`mcp-service serve` in a child process."""
+    """`mcp-service serve` in a child process; `command` is the mcp-service to run (by default
+    the one of the test's own environment)."""
 
-    def __init__(self, env: Mapping[str, str], cwd: Path, *, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        cwd: Path,
+        *,
+        args: tuple[str, ...] = (),
+        command: Sequence[str] = (sys.executable, "-m", "mcp_service"),
+    ) -> None:
         self.port = free_port()
         self.cwd = cwd
         self.log_path = cwd / f"serve-{self.port}.log"
         self.env = clean_env(env, cwd)
         self.args = args
+        self.command = tuple(command)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,7 +99,7 @@ class ServiceProcess:
         """Start the process without waiting (to start several at once)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_service", "serve", "--port", str(self.port), *self.args],
+            [*self.command, "serve", "--port", str(self.port), *self.args],
             env=self.env,
             cwd=self.cwd,
             stdout=log,

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from typing import Any
 
 import hiredis
 
+from tests.support.processes import free_port
+
 Mode = str  # "up" | "hang" | "down"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Switchable:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.mode: Mode = "up"
         self.connections = 0
         self._server: asyncio.Server | None = None
