@@ -94,7 +94,12 @@ def _usable_key(entry: Any) -> tuple[str, RSAPublicKey] | None:
 
 
 class HttpJwksFetch:
-    """GET the JWKS over HTTPS with timeouts, no redirects and a size cap."""
+    """GET the JWKS over HTTPS within one deadline, no redirects and a size cap.
+
+    `timeout` bounds the whole download -- connect, headers and every byte of the body -- not
+    each read: an endpoint that trickles its answer a byte at a time is cut off at the deadline
+    like one that never answers, so a request waiting for keys gets its 503 in about that time.
+    """
 
     def __init__(
         self,
@@ -105,11 +110,21 @@ class HttpJwksFetch:
         max_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.url = url
+        self._deadline = timeout
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
         self._client = client
         self._max_bytes = max_bytes
 
     async def __call__(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._download()
+        except TimeoutError:
+            raise JwksFetchError(
+                f"JWKS endpoint did not answer in full within {self._deadline:g} s"
+            ) from None
+
+    async def _download(self) -> bytes:
         client = self._client or httpx.AsyncClient()
         try:
             async with client.stream(
@@ -203,10 +218,12 @@ class JwksCache:
         return key
 
     async def readiness(self) -> CheckResult:
-        """Readiness: ready when signing keys are loaded or can be loaded now."""
+        """Readiness: ready when signing keys are loaded or can be loaded now. It loads the way
+        a request does (one download shared with whoever waits, none during the failure
+        backoff), so probes cannot hammer a failing IdP."""
         if not self.loaded:
             try:
-                await self.refresh()
+                await self._cold_load()
             except Exception as exc:
                 return CheckResult.down(f"no signing keys: {exc}")
         return CheckResult.ok(f"{len(self.kids)} signing keys loaded")

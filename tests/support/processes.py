@@ -197,6 +197,8 @@ class JwksServer:
         self.port = port or free_port()
         self.requests = 0
         self.delay = 0.0
+        self.trickle = 0.0  # seconds between the bytes of the body (a slow endpoint)
+        self.status = 200
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -217,11 +219,18 @@ class JwksServer:
                     self.send_error(404)
                     return
                 body = json.dumps(owner.document).encode()
-                self.send_response(200)
+                self.send_response(owner.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not owner.trickle:
+                    self.wfile.write(body)
+                    return
+                with contextlib.suppress(OSError):
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(owner.trickle)
 
             def log_message(self, *args: Any) -> None:
                 pass
