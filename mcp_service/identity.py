@@ -64,6 +64,13 @@ class Identity:
             raw=token_bytes(token),
         )
 
+    @property
+    def weight(self) -> int:
+        """Bytes this identity holds, about: its token twice (the str FastMCP keeps and these
+        bytes), its claims, and a constant for the objects around them (tracemalloc: 6.7 KB
+        for a 1 KB Cognito token, 61 KB for a 21 KB one; tests/unit/test_identity.py)."""
+        return 3 * len(self.raw) + 4096
+
     def revoked_by(self, revocation: Revocation) -> bool:
         """Whether `revocation` covers this token (used to evict cached identities)."""
         if revocation.kind == "jti":

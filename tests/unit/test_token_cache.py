@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cache.tokens import LocalTokenCache, token_key
@@ -92,3 +94,43 @@ async def test_a_cached_token_does_not_vouch_for_a_tampered_copy() -> None:
         await service.authenticator.authenticate(tampered)
     assert refused.value.reason is Reason.BAD_SIGNATURE
     assert await service.authenticator.authenticate(genuine) is identity
+
+
+def test_a_full_cache_takes_new_entries_without_scanning_the_old_ones() -> None:
+    """Eviction is O(1): 20,000 inserts into a full cache of 200,000 take a moment, not the
+    minutes a scan per insert took (a generous bound: this proves nothing hangs)."""
+    clock = Clock()
+    cache: LocalTokenCache[int] = LocalTokenCache(200_000, clock=clock)
+    for i in range(200_000):
+        cache.put(f"old-{i}", i, clock.now + 3600)
+    started = time.perf_counter()
+    for i in range(20_000):
+        cache.put(f"new-{i}", i, clock.now + 3600)
+    assert time.perf_counter() - started < 5
+    assert cache.get("new-19999") == 19_999 and cache.get("old-0") is None
+
+
+def test_the_cache_is_bounded_by_bytes_as_well_as_entries() -> None:
+    clock = Clock()
+    cache: LocalTokenCache[str] = LocalTokenCache(1000, max_bytes=10_000, weigh=len, clock=clock)
+    for i in range(10):
+        cache.put(f"k{i}", "x" * 3000, clock.now + 60)  # 3,000 bytes each
+    assert cache.bytes <= 10_000
+    assert [cache.get(f"k{i}") is not None for i in range(10)] == [False] * 7 + [True] * 3
+
+
+def test_an_entry_heavier_than_the_whole_bound_is_not_kept() -> None:
+    clock = Clock()
+    cache: LocalTokenCache[str] = LocalTokenCache(10, max_bytes=100, weigh=len, clock=clock)
+    cache.put("small", "x" * 10, clock.now + 60)
+    cache.put("huge", "x" * 1000, clock.now + 60)
+    assert cache.get("huge") is None and cache.get("small") == "x" * 10
+
+
+def test_expired_entries_stop_counting_once_seen_or_evicted() -> None:
+    clock = Clock()
+    cache: LocalTokenCache[str] = LocalTokenCache(10, max_bytes=100, weigh=len, clock=clock)
+    cache.put("a", "x" * 60, clock.now + 1)
+    clock.now += 2
+    assert cache.get("a") is None
+    assert cache.bytes == 0
