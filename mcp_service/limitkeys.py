@@ -35,7 +35,7 @@ def subject_tag(claims: Mapping[str, Any]) -> str:
 @functools.lru_cache(maxsize=65_536)
 def _tag(kind: str, value: str) -> str:
     if not _SAFE_ID.fullmatch(value):
-        value = "h" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        value = "h" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{{{kind}:{value}}}"
 
 

@@ -29,6 +29,15 @@ ALGORITHMS = ("RS256",)
 # implement. A token carrying any of them is refused outright, whatever the rest says.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
 MAX_KID_LENGTH = 256
+# The claims the service reads, each type- and range-checked before anything uses it: a signed
+# token is not a trusted one until its claims are of the shape the code expects.
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: a NumericDate past it is not a time
+TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+MAX_IDENTIFIER_CHARS = 1024  # Cognito's subjects, clients, usernames and jtis are < 200
+# client_id is checked where it is compared (an odd one is `wrong_client`, like a foreign one).
+IDENTIFIER_CLAIMS = ("sub", "username", "cognito:username", "jti", "origin_jti")
+MAX_SCOPE_CHARS = 8192
+MAX_GROUPS = 1000
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # Signature checks come from PyJWT; the time and identity rules are checked below with the
@@ -106,16 +115,17 @@ class CognitoVerifier:
     def check_claims(self, claims: Claims) -> None:
         """Every rule but the signature: also applied to claims another replica verified."""
         config = self.config
+        _check_shapes(claims)
         now = self._clock()
-        exp = _numeric_claim(claims, "exp")
+        exp = claims.get("exp")
         if exp is None:
             raise InvalidToken(Reason.MISSING_CLAIM, "exp")
         if exp <= now - config.leeway:
             raise InvalidToken(Reason.EXPIRED)
-        nbf = _numeric_claim(claims, "nbf")
+        nbf = claims.get("nbf")
         if nbf is not None and nbf > now + config.leeway:
             raise InvalidToken(Reason.NOT_YET_VALID, "nbf")
-        iat = _numeric_claim(claims, "iat")
+        iat = claims.get("iat")
         if iat is not None and iat > now + config.leeway:
             raise InvalidToken(Reason.NOT_YET_VALID, "iat")
         if claims.get("iss") != config.issuer:
@@ -123,18 +133,57 @@ class CognitoVerifier:
         use = claims.get("token_use")
         if not isinstance(use, str) or use not in self._uses:
             raise InvalidToken(Reason.WRONG_TOKEN_USE)
-        sub = claims.get("sub")
-        if sub is not None and not isinstance(sub, str):
-            raise InvalidToken(Reason.MALFORMED, "sub is not a string")
         if use == "access":
             client_id = claims.get("client_id")
             if not isinstance(client_id, str) or client_id not in config.client_ids:
                 raise InvalidToken(Reason.WRONG_CLIENT)
-            scope = claims.get("scope", "")
-            if not isinstance(scope, str):
-                raise InvalidToken(Reason.MALFORMED, "scope is not a string")
         elif not _audience_matches(claims.get("aud"), config.client_ids):
             raise InvalidToken(Reason.WRONG_AUDIENCE)
+
+
+def _check_shapes(claims: Claims) -> None:
+    """The claims the service reads have the types and ranges its code expects, or the token is
+    `malformed`: times finite NumericDates of this era, identifiers short valid strings, the
+    scope a string, groups a list of such strings."""
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and not _is_time(value):
+            raise InvalidToken(Reason.MALFORMED, f"{name} is not a time")
+    for name in IDENTIFIER_CLAIMS:
+        value = claims.get(name)
+        if value is not None and not _is_text(value, MAX_IDENTIFIER_CHARS):
+            raise InvalidToken(Reason.MALFORMED, f"{name} is not a short string")
+    scope = claims.get("scope")
+    if scope is not None and not _is_text(scope, MAX_SCOPE_CHARS):
+        raise InvalidToken(Reason.MALFORMED, "scope is not a string")
+    groups = claims.get("cognito:groups")
+    if groups is not None and not (
+        isinstance(groups, list)
+        and len(groups) <= MAX_GROUPS
+        and all(_is_text(group, MAX_IDENTIFIER_CHARS) for group in groups)
+    ):
+        raise InvalidToken(Reason.MALFORMED, "cognito:groups is not a list of strings")
+
+
+def _is_time(value: Any) -> bool:
+    """A NumericDate: a number (not a bool) in [0, MAX_TIME]; NaN and infinities fail."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_TIME
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    """A string of at most `limit` characters that UTF-8 can carry (no lone surrogate, which
+    JSON's \\u escapes can smuggle in and which breaks every encoder downstream)."""
+    if not isinstance(value, str) or len(value) > limit:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_header(header: Any) -> str:
@@ -174,18 +223,6 @@ def _decode_json_segment(segment: str) -> Any:
         return json.loads(raw)
     except (binascii.Error, ValueError, RecursionError):
         raise InvalidToken(Reason.MALFORMED, "header is not base64url JSON") from None
-
-
-def _numeric_claim(claims: Claims, name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InvalidToken(Reason.MALFORMED, f"{name} is not a number")
-    try:
-        return float(value)
-    except OverflowError:
-        raise InvalidToken(Reason.MALFORMED, f"{name} is out of range") from None
 
 
 def _audience_matches(aud: Any, client_ids: Iterable[str]) -> bool:
