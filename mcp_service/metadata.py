@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_service.challenge import WELL_KNOWN, Challenge
+from mcp_service.challenge import INVALID_HOST, WELL_KNOWN, Challenge
 
 
 class ResourceMetadata:
@@ -34,6 +34,9 @@ class ResourceMetadata:
 
     async def endpoint(self, request: Request) -> Response:
         base_url = self.challenge.base_url(request.scope)
-        return JSONResponse(
-            self.document(base_url), headers={"Cache-Control": "public, max-age=300"}
-        )
+        if base_url is None:
+            return INVALID_HOST.response()
+        headers = {"Cache-Control": "public, max-age=300"}
+        if not self.challenge.public_base_url:
+            headers["Vary"] = "Host"  # the document names the Host it was asked on
+        return JSONResponse(self.document(base_url), headers=headers)
