@@ -12,7 +12,6 @@ PYTHONHASHSEED=0 keeps runs repeatable (the counts repeat within ~1 %).
   bearer-hot        BearerAuth, hot_path=True: one `Bearer <token>` header whose token is
                     cached (single_bearer + Authenticator.cached), to a no-op app
   bearer-general    the same request with hot_path=False (bearer_token + authenticate)
-  bearer-hot-scopes the hot path with TOOL_SCOPES set (the body is read and checked)
   fields-admitted   Decision.headers() admitted under one limit: admitted_fields()
   fields-general    Decision.fields() for the same decision
 
@@ -37,10 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 PAIRS = {
     "bearer-hot": "bearer-general",
-    "bearer-hot-scopes": None,
     "fields-admitted": "fields-general",
 }
-CASES = ("bearer-hot", "bearer-general", "bearer-hot-scopes", "fields-admitted", "fields-general")
+CASES = ("bearer-hot", "bearer-general", "fields-admitted", "fields-general")
 
 
 def _drive(coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -52,14 +50,13 @@ def _drive(coroutine: Coroutine[Any, Any, Any]) -> None:
     raise RuntimeError("the call waited on something: not a pure hot path")
 
 
-def _bearer(hot_path: bool, tool_scopes: bool = False) -> Callable[[], None]:
+def _bearer(hot_path: bool) -> Callable[[], None]:
     from cache.jwks import JwksCache
     from cache.tokens import LocalTokenCache
     from mcp_service.authenticator import Authenticator
     from mcp_service.bearer import BearerAuth
     from mcp_service.challenge import Challenge
     from mcp_service.identity import Identity
-    from mcp_service.scopes import ToolScopes
     from mcp_service.verifier import CognitoVerifier, VerifierConfig
     from tests.support.tokens import CLIENT_ID, ISSUER, TokenFactory, jwks_of, rsa_key
 
@@ -87,7 +84,6 @@ def _bearer(hot_path: bool, tool_scopes: bool = False) -> Callable[[], None]:
         authenticator,
         Challenge("", "/mcp"),
         public_paths=(),
-        tool_scopes=ToolScopes({"add": ("mcp/math",)} if tool_scopes else {}),
         hot_path=hot_path,
     )
     headers = [
@@ -122,8 +118,6 @@ def case(name: str) -> Callable[[], None]:
         return _bearer(True)
     if name == "bearer-general":
         return _bearer(False)
-    if name == "bearer-hot-scopes":
-        return _bearer(True, tool_scopes=True)
     if name == "fields-admitted":
         return _fields(False)
     if name == "fields-general":

@@ -19,9 +19,10 @@
                (high), the in-flight cap (256) and metrics
 
 Every variant runs under `uvicorn` with the same options (uvloop and httptools when installed,
-as `mcp-service serve` does, no access log). With `--workers N` (N > 1) uvicorn starts N worker
-processes from the import string `bench.variants:factory`, the variant passed in
-BENCH_VARIANT; the service variants with metrics then use prometheus-client's multiprocess
+no access log); the service variants with the bounded httptools protocol `mcp-service serve`
+runs (mcp_service/edge.py), so their figures include its cost. With `--workers N` (N > 1)
+uvicorn starts N worker processes from the import string `bench.variants:factory`, the variant
+passed in BENCH_VARIANT; the service variants with metrics then use prometheus-client's multiprocess
 mode, as `mcp-service serve --workers N` does.
 
 Tokens for the authenticated variants are signed with one RSA key shared by the processes of a
@@ -139,7 +140,11 @@ def service_app(variant: str) -> Any:
     async def jwks() -> bytes:  # the pool's keys, without a network hop
         return document
 
-    app = build_service(service_settings(variant), jwks_fetch=jwks).app
+    from mcp_service.edge import configure_edge
+
+    settings = service_settings(variant)
+    configure_edge(settings)  # the bounds `serve` applies to every connection (its protocol)
+    app = build_service(settings, jwks_fetch=jwks).app
     freeze_startup_heap()  # as `mcp-service serve` does once the app is built
     return app
 
@@ -170,6 +175,10 @@ def serve(variant: str, port: int, workers: int = 1) -> None:
         "log_level": "warning",
         "access_log": False,
     }
+    if variant in ("auth", "full"):  # the HTTP protocol `mcp-service serve` runs
+        from mcp_service.edge import PROTOCOL
+
+        options["http"] = PROTOCOL
     if workers == 1:
         uvicorn.run(build(variant), **options)
         return

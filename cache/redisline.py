@@ -48,7 +48,7 @@ class RedisAddress:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"not a Redis URL: {url!r}")
+            raise ValueError("not a Redis URL (redis://, rediss:// or unix://)")
         if parts.scheme == "unix":
             db_text = query.get("db", ["0"])[0]
         else:

@@ -34,7 +34,7 @@ from mcp_service.metadata import ResourceMetadata
 from mcp_service.overload import InFlightLimit
 from mcp_service.ratelimit import IpRateLimit, SubjectRateLimit
 from mcp_service.routes import add_public_routes
-from mcp_service.scopes import ToolScopes
+from mcp_service.scopes import ToolScopeCheck, ToolScopes
 from mcp_service.settings import Settings
 from mcp_service.stages import (
     Authentication,
@@ -159,6 +159,7 @@ def layers(
     """The middleware stack, outermost first; a layer a setting switches off is left out."""
     hooks = observed.hooks
     public = sorted(public)
+    tool_scopes = ToolScopes(settings.tool_scopes)
     stack: list[Middleware | None] = [
         # Request id, HTTP metrics, the access log, the log context of every line.
         Middleware(
@@ -181,7 +182,6 @@ def layers(
         )
         if settings.cors_allow_origins
         else None,
-        Middleware(BodyLimit, settings.max_body_bytes),
         Middleware(IpRateLimit, parse_limits(settings.ip_rate_limit), on_decision=hooks.ip_decision)
         if settings.ip_rate_limit != "off"
         else None,
@@ -193,10 +193,15 @@ def layers(
             auth.authenticator,
             challenge,
             public_paths=public,
-            tool_scopes=ToolScopes(settings.tool_scopes),
             on_outcome=hooks.auth_outcome,
             hot_path=hot_paths,
         ),
+        # Bodies: nothing unauthenticated is buffered; the body limit bounds what the layers
+        # below read.
+        Middleware(BodyLimit, settings.max_body_bytes),
+        Middleware(ToolScopeCheck, tool_scopes, challenge, on_outcome=hooks.auth_outcome)
+        if tool_scopes
+        else None,
         Middleware(SubjectRateLimit, limits.subject) if limits.subject else None,
     ]
     return tuple(layer for layer in stack if layer is not None)
@@ -215,11 +220,13 @@ def build_app(settings: Settings) -> ASGIApp:
 
 def create_app() -> ASGIApp:
     """Factory for uvicorn workers: settings come from the environment the CLI checked."""
+    from mcp_service.edge import configure_edge
     from mcp_service.settings import load_settings
     from observability.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    configure_edge(settings)
     app = build_app(settings)
     freeze_startup_heap()
     return app

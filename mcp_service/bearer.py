@@ -12,6 +12,7 @@ Authorization header with `bearer_token()` and asks `Authenticator.authenticate(
 path (`hot_path=True`, the default) first tries `single_bearer()` and
 `Authenticator.cached()`, which recognise the usual request -- one `Bearer <token>` header
 whose token was verified earlier -- without a coroutine, a decode or a copy of the token.
+Per-tool scopes are checked later, by `scopes.ToolScopeCheck`, once the body limit has run.
 Anything else the hot path does not recognise falls through to the general path, which
 decides.
 """
@@ -19,18 +20,14 @@ decides.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_service.authenticator import BEARER_PREFIX, Authenticator
-from mcp_service.body import read_body, replay
 from mcp_service.challenge import Challenge
-from mcp_service.errors import InvalidToken, KeysUnavailable, Reason, Rejection
+from mcp_service.errors import InvalidToken, Reason, Rejection
 from mcp_service.identity import Identity
-from mcp_service.refusals import oauth_error
-from mcp_service.scopes import TOOL_CALLS, ToolScopes
 from observability.asgi import direct
 from observability.logs import annotate
 
@@ -86,7 +83,6 @@ class BearerAuth:
         challenge: Challenge,
         *,
         public_paths: Iterable[str],
-        tool_scopes: ToolScopes | None = None,
         on_outcome: OutcomeHook | None = None,
         hot_path: bool = True,
     ) -> None:
@@ -94,7 +90,6 @@ class BearerAuth:
         self.authenticator = authenticator
         self.challenge = challenge
         self.public_paths = frozenset(public_paths)
-        self.tool_scopes = tool_scopes if tool_scopes else None
         self.on_outcome = on_outcome
         self.hot_path = hot_path
 
@@ -136,31 +131,12 @@ class BearerAuth:
     def _admit(
         self, scope: Scope, receive: Receive, send: Send, identity: Identity
     ) -> Awaitable[None]:
-        """Let an authenticated request in: after the per-tool scopes, when any are set."""
-        if self.tool_scopes is not None and scope["method"] == "POST":
-            return self._admit_tool_calls(scope, receive, send, identity, self.tool_scopes)
-        self._accepted(scope, identity)
-        return self.app(scope, receive, send)
-
-    async def _admit_tool_calls(
-        self, scope: Scope, receive: Receive, send: Send, identity: Identity, tools: ToolScopes
-    ) -> None:
-        """TOOL_SCOPES: read the body (size-limited outside) for the tools it calls, refuse a
-        call whose scopes the token lacks with 403, and hand the body on."""
-        body = await read_body(receive)
-        try:
-            scope[TOOL_CALLS] = tools.check(body, identity.scopes)
-        except Rejection as rejection:
-            await self._rejected(scope, send, rejection)
-            return
-        self._accepted(scope, identity)
-        await self.app(scope, replay(body, receive), send)
-
-    def _accepted(self, scope: Scope, identity: Identity) -> None:
+        """Let an authenticated request in, as the `scope["user"]` FastMCP reads."""
         if self.on_outcome is not None:
             self.on_outcome("ok")
         scope["user"] = identity.user
         scope["auth"] = identity.credentials
+        return self.app(scope, receive, send)
 
     async def _rejected(self, scope: Scope, send: Send, rejection: Rejection) -> None:
         self._outcome(rejection.reason.value)
@@ -177,32 +153,4 @@ class BearerAuth:
             self.on_outcome(outcome)
 
     async def _refuse(self, scope: Scope, send: Send, rejection: Rejection | None) -> None:
-        if isinstance(rejection, KeysUnavailable):
-            retry = str(max(1, math.ceil(rejection.retry_after)))
-            refusal = oauth_error(
-                503,
-                "temporarily_unavailable",
-                rejection.description,
-                reason=rejection.reason.value,
-                headers={"retry-after": retry},
-            )
-        else:
-            challenge = {"www-authenticate": self.challenge.header(scope, rejection)}
-            if rejection is None:
-                refusal = oauth_error(
-                    401,
-                    "unauthorized",
-                    "A bearer token is required.",
-                    reason=Reason.MISSING_TOKEN.value,
-                    headers=challenge,
-                )
-            else:
-                error = "insufficient_scope" if rejection.status == 403 else "invalid_token"
-                refusal = oauth_error(
-                    rejection.status,
-                    error,
-                    rejection.description,
-                    reason=rejection.reason.value,
-                    headers=challenge,
-                )
-        await refusal.send(send)
+        await self.challenge.refusal(scope, rejection).send(send)

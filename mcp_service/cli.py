@@ -10,16 +10,19 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from mcp_service.errors import CommandError, Problem, SettingsError
-from mcp_service.settings import Settings, load_settings
+from mcp_service.settings import Settings, display_url, load_settings
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+log = logging.getLogger("mcp_service")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,11 +131,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         _config_failure(problems)
     import uvicorn
 
+    from mcp_service.edge import PROTOCOL, configure_edge
     from observability.logs import configure_logging
 
     configure_logging(settings.log_level)
     if settings.metrics_port == args.port:
         _config_failure([("METRICS_PORT", f"must differ from the service port {args.port}")])
+    for variable, message in settings.serve_warnings():
+        log.warning("%s %s", variable, message, extra={"setting": variable})
+    configure_edge(settings)  # this process's connections (workers configure their own)
     common: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -143,6 +150,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # X-Forwarded-For/-Proto are read inside the app (build_service's proxy-headers layer,
         # TRUSTED_PROXIES only), so in-process tests see what `serve` sees: not here as well.
         "proxy_headers": False,
+        # httptools, bounded: header size and count, head and body deadlines, connections.
+        "http": PROTOCOL,
     }
     if args.workers > 1 and not settings.metrics_enabled:
         uvicorn.run("mcp_service.app:create_app", factory=True, workers=args.workers, **common)
@@ -183,10 +192,12 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     problems = _serve_problems(settings, args.host)
     if problems:
         _config_failure(problems)
+    for variable, message in settings.serve_warnings():
+        print(f"warning: {variable}: {message}", file=sys.stderr)
     summary = {
         "app_env": settings.app_env,
         "issuer": settings.issuer,
-        "jwks_url": "embedded" if settings.embedded_issuer else settings.jwks_url,
+        "jwks_url": "embedded" if settings.embedded_issuer else display_url(settings.jwks_url),
         "embedded_issuer": settings.embedded_issuer,
         "app_client_ids": sorted(settings.accepted_client_ids),
         "token_use": settings.token_use,
@@ -217,13 +228,13 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, sys.stderr)
     kind: Kind = "jti" if args.jti else "sub"
     value: str = args.jti or args.sub or ""
-    if not args.list and not (value or "").strip():
+    if not args.list and not value.strip():
         print(f"mcp-service revoke: --{kind} needs a value", file=sys.stderr)
         return EXIT_CONFIG
     if args.list:
         lines = asyncio.run(list_revocations(settings))
     else:
-        lines = [asyncio.run(revoke(settings, kind, value.strip(), args.reason))]
+        lines = [asyncio.run(revoke(settings, kind, value, args.reason))]  # exactly as given
     for line in lines:
         print(line)
     return 0

@@ -2,20 +2,30 @@
 
 FastMCP's `require_scopes` alone hides a tool (HTTP 200, "Unknown tool"); the MCP
 authorization spec asks for 403 `insufficient_scope` naming the scope, so the client can step
-up. This reads the JSON-RPC body (already size-limited) for `tools/call` names; the tools are
-registered with FastMCP's check as well, which also hides them from `tools/list`.
+up. `ToolScopeCheck`, a layer inside the body limit, reads the JSON-RPC body for
+`tools/call` names; the tools are registered with FastMCP's check as well, which also hides
+them from `tools/list`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from mcp_service.errors import InsufficientScope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-# Where BearerAuth leaves the names of the tools a request calls, once it has parsed the body,
-# so that the rate limiter does not parse it again.
+from mcp_service.body import read_body, replay
+from mcp_service.challenge import Challenge
+from mcp_service.errors import InsufficientScope
+from observability.asgi import direct
+from observability.logs import annotate
+
+log = logging.getLogger("mcp_service.auth")
+
+# Where ToolScopeCheck leaves the names of the tools a request calls, once it has parsed the
+# body, so that the rate limiter does not parse it again.
 TOOL_CALLS = "mcp_service.tool_calls"
 
 
@@ -53,3 +63,38 @@ def called_tools(body: bytes) -> list[str]:
             if isinstance(name, str):
                 names.append(name)
     return names
+
+
+class ToolScopeCheck:
+    """ASGI middleware inside the body limit: a `tools/call` of a tool whose TOOL_SCOPES the
+    caller's token lacks gets 403 `insufficient_scope` with the step-up challenge."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scopes: ToolScopes,
+        challenge: Challenge,
+        *,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = direct(app)  # a bound __call__: cheaper to call per request
+        self.scopes = scopes
+        self.challenge = challenge
+        self.on_outcome = on_outcome
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user")
+        if user is None or scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        try:
+            scope[TOOL_CALLS] = self.scopes.check(body, frozenset(user.access_token.scopes))
+        except InsufficientScope as rejection:
+            annotate("reason", rejection.reason.value)
+            if self.on_outcome is not None:
+                self.on_outcome(rejection.reason.value)
+            log.info("request refused", extra={"reason": rejection.reason.value, "status": 403})
+            await self.challenge.refusal(scope, rejection).send(send)
+            return
+        await self.app(scope, replay(body, receive), send)

@@ -57,12 +57,44 @@ def _parse_limits(value: str) -> Any:
 
 
 def _check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """`value` if it is an absolute URL of one of `schemes`. The message never repeats the
+    value: a URL may carry a password, and one that fails to parse cannot say where it is."""
     if not value:
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"must be an absolute {' or '.join(schemes)} URL, got {value!r}")
+    expected = f"must be an absolute {' or '.join(schemes)} URL"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        raise ValueError(f"{expected}; this one does not parse") from None
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"{expected}; this one has another scheme")
+    if parts.scheme.lower() == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL needs the socket's path, e.g. unix:///run/redis.sock")
+        return value
+    if not parts.hostname:
+        hint = ""
+        if "#" in value or "?" in value or "/" in (parts.netloc or value):
+            hint = " (percent-encode special characters of a password, e.g. # as %23)"
+        raise ValueError(f"{expected}; this one names no host{hint}")
+    if "redis" not in parts.scheme.lower() and (parts.username or parts.password):
+        raise ValueError(f"{expected} without credentials in it")
     return value
+
+
+def display_url(value: str) -> str:
+    """`value` fit for a message or a summary: scheme, host, port and path; no credentials,
+    query or fragment."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not shown)"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class Settings(BaseSettings):
@@ -198,6 +230,16 @@ class Settings(BaseSettings):
         "then pays a full RS256 verification.",
         json_schema_extra={"group": "Verification limits"},
     )
+    token_cache_max_bytes: int = Field(
+        default=128 * 1_048_576,
+        ge=0,
+        le=64 * 1_073_741_824,
+        description="Bound in bytes on the in-process cache of verified tokens, beside "
+        "TOKEN_CACHE_MAX_ENTRIES (an entry is weighed as three times its token plus 4 KiB: "
+        "claims, token and identity). 128 MiB holds the 10,000 entries of 1 KB tokens, or "
+        "some 2,500 of 16 KB ones, within the 512 MiB task.",
+        json_schema_extra={"group": "Verification limits"},
+    )
 
     # The client side: `token` and `call`.
     oauth_client_id: str = Field(
@@ -263,6 +305,52 @@ class Settings(BaseSettings):
         default=(),
         description="Browser origins allowed to call cross-origin, comma-separated, or `*`; "
         "empty adds no CORS layer. Only browser-based clients need it.",
+        json_schema_extra={"group": "Service"},
+    )
+    max_header_bytes: int = Field(
+        default=32_768,
+        ge=2048,
+        le=1_048_576,
+        description="Bound in bytes on one request's header fields, each and together (431 "
+        "past it), applied by the HTTP parser before any code of ours runs; an unfinished "
+        "header is cut at it. Must leave room for a bearer token: at least MAX_TOKEN_BYTES + "
+        "1 KiB. The request line has its own bound of 8 KiB (414).",
+        json_schema_extra={"group": "Service"},
+    )
+    max_header_count: int = Field(
+        default=100,
+        ge=16,
+        le=10_000,
+        description="Bound on the number of header fields of one request (431 past it). "
+        "Browsers and MCP clients send about 10 to 20.",
+        json_schema_extra={"group": "Service"},
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="The request head must arrive within this many seconds: from the accept "
+        "on a new connection, from its first byte on a kept-alive one. Silent connections and "
+        "slow heads are closed (408 when part of a head came). An idle kept-alive connection "
+        "keeps the 75 s keep-alive, longer than the ALB's 60 s idle timeout.",
+        json_schema_extra={"group": "Service"},
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A request body must have arrived this many seconds after its head: past "
+        "it the request ends with 408 and frees its in-flight slot, so slow uploads cannot "
+        "hold the cap.",
+        json_schema_extra={"group": "Service"},
+    )
+    max_connections: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Open connections one process accepts; past it a new connection is closed "
+        "at once, with a log line. `0` derives it from the descriptor limit (RLIMIT_NOFILE) "
+        "less a headroom of 64 or a tenth for Redis, the IdP and logs.",
         json_schema_extra={"group": "Service"},
     )
 
@@ -668,7 +756,18 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str) -> str:
-        return _check_url(value.strip(), schemes=("redis", "rediss", "unix"))
+        value = _check_url(value.strip(), schemes=("redis", "rediss", "unix"))
+        if value:
+            from cache.redisline import RedisAddress
+
+            try:
+                RedisAddress.from_url(value)
+            except ValueError:
+                raise ValueError(
+                    "is not a Redis URL such as redis://[[user]:password@]host:6379/0 (the "
+                    "database a number; special characters of a password percent-encoded)"
+                ) from None
+        return value
 
     @field_validator("cors_allow_origins")
     @classmethod
@@ -740,8 +839,42 @@ class Settings(BaseSettings):
 
     # Per-command requirements ------------------------------------------------------------------
 
+    def serve_warnings(self) -> list[Problem]:
+        """What `serve` accepts but an operator should know: printed by check-config, logged
+        at start."""
+        warnings: list[Problem] = []
+        if self.app_env == "production" and not self.public_base_url:
+            warnings.append(
+                (
+                    "PUBLIC_BASE_URL",
+                    "is unset: the resource URL in challenges and metadata comes from each "
+                    "request's Host header; set the URL clients use",
+                )
+            )
+        return warnings
+
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
         problems: list[Problem] = []
+        if self.max_connections:
+            from mcp_service.edge import default_max_connections
+
+            most = default_max_connections()
+            if self.max_connections > most:
+                problems.append(
+                    (
+                        "MAX_CONNECTIONS",
+                        f"{self.max_connections} is more than the descriptor limit leaves "
+                        f"room for ({most}); raise RLIMIT_NOFILE or leave it 0 (derived)",
+                    )
+                )
+        if self.max_header_bytes < self.max_token_bytes + 1024:
+            problems.append(
+                (
+                    "MAX_HEADER_BYTES",
+                    f"must be at least MAX_TOKEN_BYTES + 1024 ({self.max_token_bytes + 1024}): "
+                    "a header must have room for the largest accepted token",
+                )
+            )
         if self.metrics_port and not self.metrics_enabled:
             problems.append(("METRICS_PORT", "is set but METRICS_ENABLED is false"))
         if self.embedded_issuer:
@@ -755,7 +888,7 @@ class Settings(BaseSettings):
                     else "required to verify Cognito tokens"
                 )
                 problems.append((name.upper(), reason))
-        if self.app_env == "production" and self.cognito_jwks_url.startswith("http://"):
+        if self.app_env == "production" and urlsplit(self.cognito_jwks_url).scheme == "http":
             problems.append(
                 ("COGNITO_JWKS_URL", "must be https in production: the keys decide who gets in")
             )
@@ -779,13 +912,13 @@ class Settings(BaseSettings):
     def _embedded_issuer_problems(self, host: str) -> list[Problem]:
         from mcp_service.netutil import is_loopback
 
-        if is_loopback(host) or not host:
+        if is_loopback(host):
             return []
         if not self.local_issuer_allow_remote:
             return [
                 (
                     "LOCAL_ISSUER_ALLOW_REMOTE",
-                    f"the embedded issuer refuses to listen on {host}; bind 127.0.0.1, set "
+                    f"the embedded issuer refuses to listen on {host!r}; bind 127.0.0.1, set "
                     "USER_POOL_ID for a real pool, or set LOCAL_ISSUER_ALLOW_REMOTE=true",
                 )
             ]

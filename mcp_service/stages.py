@@ -185,7 +185,11 @@ def authenticate(
     revoked = RevocationSet()
     authenticator = Authenticator(
         verifier,
-        LocalTokenCache[Identity](settings.token_cache_max_entries),
+        LocalTokenCache[Identity](
+            settings.token_cache_max_entries,
+            max_bytes=settings.token_cache_max_bytes,
+            weigh=lambda identity: identity.weight,
+        ),
         required_scopes=settings.required_scopes,
         shared=token_store,
         revoked=revoked,

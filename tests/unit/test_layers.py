@@ -16,10 +16,11 @@ DOCUMENTED = [
     "ObserveRequests",
     "ProxyHeadersMiddleware",
     "CORSMiddleware",
-    "BodyLimit",
     "IpRateLimit",
     "InFlightLimit",
     "BearerAuth",
+    "BodyLimit",
+    "ToolScopeCheck",
     "SubjectRateLimit",
 ]
 EVERYTHING_ON = {
@@ -28,6 +29,7 @@ EVERYTHING_ON = {
     "ip_rate_limit": "100/second",
     "max_in_flight": 8,
     "rate_limit": "600/minute",
+    "tool_scopes": '{"add": ["mcp/math"]}',
 }
 
 
@@ -67,6 +69,7 @@ def test_the_layers_run_in_the_documented_order() -> None:
         ("ip_rate_limit", "off", "IpRateLimit"),
         ("max_in_flight", 0, "InFlightLimit"),
         ("rate_limit", "off", "SubjectRateLimit"),
+        ("tool_scopes", "{}", "ToolScopeCheck"),
     ],
 )
 def test_a_layer_switched_off_is_left_out_and_the_order_kept(
