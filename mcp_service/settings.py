@@ -78,6 +78,11 @@ def _check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> s
         if "#" in value or "?" in value or "/" in (parts.netloc or value):
             hint = " (percent-encode special characters of a password, e.g. # as %23)"
         raise ValueError(f"{expected}; this one names no host{hint}")
+    if "#" in value and "redis" in parts.scheme.lower():
+        raise ValueError(
+            f"{expected}; this one has a '#' (percent-encode special characters of a "
+            "password, e.g. # as %23)"
+        )
     if "redis" not in parts.scheme.lower() and (parts.username or parts.password):
         raise ValueError(f"{expected} without credentials in it")
     return value
