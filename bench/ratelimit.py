@@ -209,7 +209,7 @@ async def async_add(a: int | float, b: int | float) -> int | float:
 
 @scenario("stack", "plain FastMCP (no auth, no limits)")
 async def stack_plain() -> tuple[Op, Callable[[], Awaitable[None]]]:
-    from mcp_service.tools import add
+    from mcp_service.demo import add
 
     return await _plain(add)
 

@@ -1,15 +1,16 @@
-"""The routes that need no token, added to the MCP app: probes, metrics, the RFC 9728
-metadata and, in local mode, the embedded issuer. Their paths are BearerAuth's allow-list:
-anything not registered here is authenticated."""
+"""The routes that need no token, put ahead of the served server's own routes: probes, metrics,
+the RFC 9728 metadata and, in local mode, the embedded issuer. Their paths are BearerAuth's
+allow-list: anything not registered here (the server's own custom routes included) is
+authenticated."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from fastmcp import FastMCP
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from mcp_service.issuer import LocalIssuer
 from mcp_service.metadata import ResourceMetadata
@@ -21,7 +22,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def add_public_routes(
-    mcp: FastMCP[Any],
+    app: Starlette,
     settings: Settings,
     *,
     metadata: ResourceMetadata,
@@ -29,11 +30,13 @@ def add_public_routes(
     metrics: Metrics | None,
     issuer: LocalIssuer | None,
 ) -> frozenset[str]:
-    """Register the public routes on `mcp` and return their paths."""
+    """Put the public routes first in `app`'s router (a Starlette app, FastMCP's `http_app`),
+    so that a route of the server's own cannot shadow them, and return their paths."""
     public: set[str] = set()
+    routes: list[BaseRoute] = []
 
     def route(path: str, methods: list[str], endpoint: Endpoint) -> None:
-        mcp.custom_route(path, methods=methods)(endpoint)
+        routes.append(Route(path, endpoint, methods=methods))
         public.add(path)
 
     route("/healthz", ["GET"], healthz)
@@ -46,4 +49,5 @@ def add_public_routes(
         route("/oauth2/token", ["POST"], issuer.token_endpoint)
         route("/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
         route(f"/{settings.pool_id}/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
+    app.router.routes[0:0] = routes
     return frozenset(public)

@@ -169,10 +169,29 @@ class Settings(BaseSettings):
     )
     tool_scopes: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
         default_factory=dict,
-        description='Extra scopes per tool, a JSON object such as `{"get_user_info": '
-        '["mcp/profile"]}`. A caller without them does not see the tool in `tools/list` and '
-        "gets 403 naming the scope when it calls the tool.",
+        description='Extra scopes per tool, a JSON object such as `{"search": '
+        '["mcp/search"]}` (every scope listed is needed). A caller without them does not see '
+        "the tool in `tools/list` and gets 403 `insufficient_scope` naming the scope when it "
+        "calls the tool. Names are the served server's tools (checked at start-up).",
         json_schema_extra={"group": "Cognito user pool"},
+    )
+
+    # The server the stack serves (docs/own-server.md).
+    mcp_app: str = Field(
+        default="mcp_service.demo:create_server",
+        description="The FastMCP server to serve, `MODULE:ATTR` (`serve --app` overrides it): "
+        "ATTR is a `FastMCP` instance or a zero-argument callable returning one; MODULE is "
+        "imported with the working directory first on `sys.path`. The default is the built-in "
+        "demo server. A server with its own `auth=` provider is refused.",
+        json_schema_extra={"group": "Served server"},
+    )
+    tool_groups: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
+        default_factory=dict,
+        description='Cognito groups per tool, a JSON object such as `{"deploy": ["ops", '
+        '"admins"]}`: a caller in any one of them (`cognito:groups`) may call the tool. Anyone '
+        "else does not see it in `tools/list` and gets 403 with reason `forbidden_group` (no "
+        "step-up challenge: a client cannot ask for a group).",
+        json_schema_extra={"group": "Served server"},
     )
 
     # Verification limits.
@@ -532,7 +551,7 @@ class Settings(BaseSettings):
     rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict,
         description="Units a `tools/call` of a tool spends instead of 1, a JSON object such as "
-        '`{"get_user_info": 5}`; a cost above the smallest limit is refused at start-up.',
+        '`{"search": 5}`; a cost above the smallest limit is refused at start-up.',
         json_schema_extra={"group": "Rate limits and overload"},
     )
     rate_limit_failure_mode: Literal["open", "closed"] = Field(
@@ -648,8 +667,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = json.loads(value) if value.strip() else {}
         if not isinstance(value, dict):
-            raise ValueError('must be a JSON object such as {"add": ["mcp/math"]}')
+            raise ValueError('must be a JSON object such as {"search": ["mcp/search"]}')
         return {name: _split_list(scopes) for name, scopes in value.items()}
+
+    @field_validator("tool_groups", mode="before")
+    @classmethod
+    def _tool_groups(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                value = None
+        example = '{"deploy": ["ops", "admins"]}'
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object such as {example}")
+        for name, groups in value.items():
+            if (
+                not isinstance(groups, list)
+                or not groups
+                or not all(isinstance(group, str) and group for group in groups)
+            ):
+                raise ValueError(f"{name!r}: give a non-empty list of group names, as in {example}")
+        return {name: tuple(groups) for name, groups in value.items()}
 
     @field_validator("rate_limit", "ip_rate_limit", "rate_limit_fallback")
     @classmethod
@@ -673,7 +712,7 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             example = '{"premium": "6000/minute"}'
             if info.field_name == "rate_limit_tool_costs":
-                example = '{"get_user_info": 5}'
+                example = '{"search": 5}'
             raise ValueError(f"must be a JSON object such as {example}")
         return value
 
