@@ -136,6 +136,7 @@ def build_service(
         readiness=observed.readiness,
         metrics=observed.metrics,
         issuer=auth.issuer,
+        mcp_path=MCP_PATH,
     )
     wrap_lifespan(
         inner,

@@ -29,9 +29,11 @@ def add_public_routes(
     readiness: Readiness,
     metrics: Metrics | None,
     issuer: LocalIssuer | None,
+    mcp_path: str,
 ) -> frozenset[str]:
-    """Put the public routes first in `app`'s router (a Starlette app, FastMCP's `http_app`),
-    so that a route of the server's own cannot shadow them, and return their paths."""
+    """Put the public routes in `app`'s router (FastMCP's `http_app`) right after the MCP
+    endpoint (`mcp_path`, still the first route a request is matched against) and ahead of
+    the server's own custom routes, which cannot shadow them; return their paths."""
     public: set[str] = set()
     routes: list[BaseRoute] = []
 
@@ -49,5 +51,7 @@ def add_public_routes(
         route("/oauth2/token", ["POST"], issuer.token_endpoint)
         route("/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
         route(f"/{settings.pool_id}/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
-    app.router.routes[0:0] = routes
+    paths = [getattr(route, "path", None) for route in app.router.routes]
+    at = paths.index(mcp_path) + 1 if mcp_path in paths else 0
+    app.router.routes[at:at] = routes
     return frozenset(public)
