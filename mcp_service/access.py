@@ -47,13 +47,6 @@ class ToolAccess:
             return InsufficientScope(needed)
         return None
 
-    def check(self, tools: Iterable[str], token: AccessToken) -> None:
-        """Raise the refusal of the first of `tools` that `token` may not call."""
-        for tool in tools:
-            rejection = self.refusal(tool, token)
-            if rejection is not None:
-                raise rejection
-
 
 def groups_of(token: AccessToken | None) -> tuple[str, ...]:
     """The caller's Cognito groups (the verifier has checked the claim is a list of strings)."""

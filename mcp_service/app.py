@@ -28,6 +28,7 @@ from cache.redis import SharedRedis
 from cache.revocations import RevocationListener
 from cache.windows import parse_limits
 from mcp_service.access import HideForbiddenTools, ToolAccess
+from mcp_service.audit import AuditLog
 from mcp_service.authenticator import Authenticator
 from mcp_service.bearer import BearerAuth
 from mcp_service.bodylimit import BodyLimit
@@ -53,6 +54,7 @@ from mcp_service.stages import (
     running_all,
     share,
 )
+from mcp_service.upstreams import UpstreamCalls, mount_upstreams
 from observability.health import Readiness
 from observability.http import ObserveRequests
 from observability.metrics import Metrics
@@ -119,11 +121,28 @@ def build_service(
     auth = authenticate(settings, observed, shared, scopes=tool_scopes, jwks_fetch=jwks_fetch)
     limits = limit(settings, observed)
     access = ToolAccess(settings.tool_scopes, settings.tool_groups)
+    named = {*settings.tool_scopes, *settings.tool_groups, *settings.rate_limit_tool_costs}
+    mount_upstreams(
+        mcp,
+        settings.upstreams,
+        named=named,
+        readiness=observed.readiness,
+        on_call=observed.hooks.upstream_call,
+        on_listed=observed.hooks.tools_listed,
+    )
+    audit = AuditLog(served.components, settings.upstreams) if settings.audit_log else None
     install_middleware(
         mcp,
         [
+            audit,
             ToolCallMetrics(observed.metrics) if observed.metrics is not None else None,
             HideForbiddenTools(access) if access else None,
+            UpstreamCalls(
+                {ns: up.timeout_seconds for ns, up in settings.upstreams.items()},
+                on_call=observed.hooks.upstream_call,
+            )
+            if settings.upstreams
+            else None,
         ],
     )
     inner = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
@@ -147,7 +166,9 @@ def build_service(
             observed.running(settings.readiness_interval_seconds),
         ),
     )
-    stack = layers(settings, observed, auth, limits, challenge, public, hot_paths=hot_paths)
+    stack = layers(
+        settings, observed, auth, limits, challenge, public, hot_paths=hot_paths, audit=audit
+    )
     return Service(
         app=build_stack(inner, stack),
         settings=settings,
@@ -165,7 +186,12 @@ def build_service(
 
 # The FastMCP middleware the stack adds to a served server: a later build of the same server
 # (tests, a second app in one process) replaces them rather than stacking a second set.
-STACK_MIDDLEWARE: tuple[type[ServerMiddleware], ...] = (ToolCallMetrics, HideForbiddenTools)
+STACK_MIDDLEWARE: tuple[type[ServerMiddleware], ...] = (
+    AuditLog,
+    ToolCallMetrics,
+    HideForbiddenTools,
+    UpstreamCalls,
+)
 
 
 def install_middleware(mcp: FastMCP[Any], ours: Iterable[ServerMiddleware | None]) -> None:
@@ -197,6 +223,7 @@ def layers(
     public: Iterable[str],
     *,
     hot_paths: bool = True,
+    audit: AuditLog | None = None,
 ) -> tuple[Middleware, ...]:
     """The middleware stack, outermost first; a layer a setting switches off is left out."""
     hooks = observed.hooks
@@ -241,7 +268,13 @@ def layers(
         # Bodies: nothing unauthenticated is buffered; the body limit bounds what the layers
         # below read.
         Middleware(BodyLimit, settings.max_body_bytes),
-        Middleware(ToolScopeCheck, access, challenge, on_outcome=hooks.auth_outcome)
+        Middleware(
+            ToolScopeCheck,
+            access,
+            challenge,
+            on_outcome=hooks.auth_outcome,
+            on_refused=audit.refused if audit is not None else None,
+        )
         if access
         else None,
         Middleware(SubjectRateLimit, limits.subject) if limits.subject else None,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from fastmcp.server.auth import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_service.access import ToolAccess
@@ -68,11 +69,13 @@ class ToolScopeCheck:
         challenge: Challenge,
         *,
         on_outcome: Callable[[str], None] | None = None,
+        on_refused: Callable[[str, AccessToken], None] | None = None,
     ) -> None:
         self.app = direct(app)  # a bound __call__: cheaper to call per request
         self.access = access
         self.challenge = challenge
         self.on_outcome = on_outcome
+        self.on_refused = on_refused  # the audit log's, with AUDIT_LOG
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
@@ -81,17 +84,25 @@ class ToolScopeCheck:
             return
         body = await read_body(receive)
         names = called_tools(body)
-        try:
-            self.access.check(names, user.access_token)
-        except Rejection as rejection:
-            annotate("reason", rejection.reason.value)
-            if self.on_outcome is not None:
-                self.on_outcome(rejection.reason.value)
-            log.info("request refused", extra={"reason": rejection.reason.value, "status": 403})
-            if isinstance(rejection, ForbiddenGroup):
-                await FORBIDDEN_GROUP.send(send)
-            else:
-                await self.challenge.refusal(scope, rejection).send(send)
-            return
+        token = user.access_token
+        for name in names:
+            rejection = self.access.refusal(name, token)
+            if rejection is not None:
+                await self._refuse(scope, send, rejection, name, token)
+                return
         scope[TOOL_CALLS] = names
         await self.app(scope, replay(body, receive), send)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, rejection: Rejection, tool: str, token: AccessToken
+    ) -> None:
+        annotate("reason", rejection.reason.value)
+        if self.on_outcome is not None:
+            self.on_outcome(rejection.reason.value)
+        if self.on_refused is not None:
+            self.on_refused(tool, token)
+        log.info("request refused", extra={"reason": rejection.reason.value, "status": 403})
+        if isinstance(rejection, ForbiddenGroup):
+            await FORBIDDEN_GROUP.send(send)
+        else:
+            await self.challenge.refusal(scope, rejection).send(send)

@@ -1,10 +1,13 @@
 """The served server: loaded from MCP_APP, its components read, and the settings that name its
-tools (TOOL_SCOPES, TOOL_GROUPS, RATE_LIMIT_TOOL_COSTS) checked against them. `serve`,
+tools (TOOL_SCOPES, TOOL_GROUPS, RATE_LIMIT_TOOL_COSTS) checked against them, names under an
+upstream's namespace for the namespace only, as its tools are known once it answers; each
+upstream's credential must be in the environment. `serve`,
 `check-config` and every worker go through `served_server()`, so a name the server does not
 have is an exit 2 at start, never a rule that silently guards nothing."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +34,24 @@ def served_server(settings: Settings, server: FastMCP[Any] | None = None) -> Ser
     if server is None:
         server = load_server(settings.mcp_app)
     components = components_of(server)
-    problems = unknown_tools(settings, components.tool_names, namespaces=())
+    problems = unknown_tools(settings, components.tool_names, namespaces=settings.upstreams)
+    problems += missing_credentials(settings)
     if problems:
         raise SettingsError(problems)
     return Served(server, components)
+
+
+def missing_credentials(
+    settings: Settings, environ: Mapping[str, str] = os.environ
+) -> list[Problem]:
+    """An upstream whose credential's environment variable is unset or empty (the message
+    names the variable, never a value)."""
+    return [
+        ("UPSTREAMS", f"{namespace}: the environment variable {variable} is not set")
+        for namespace, upstream in settings.upstreams.items()
+        for variable in upstream.variables
+        if not environ.get(variable)
+    ]
 
 
 def unknown_tools(

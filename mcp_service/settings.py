@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from mcp_service.errors import Problem, SettingsError
+from mcp_service.upstreamconfig import Upstream, parse_upstreams
 
 __all__ = ["Problem", "Settings", "SettingsError", "load_settings"]
 
@@ -191,6 +192,27 @@ class Settings(BaseSettings):
         '"admins"]}`: a caller in any one of them (`cognito:groups`) may call the tool. Anyone '
         "else does not see it in `tools/list` and gets 403 with reason `forbidden_group` (no "
         "step-up challenge: a client cannot ask for a group).",
+        json_schema_extra={"group": "Served server"},
+    )
+    upstreams: Annotated[dict[str, Upstream], NoDecode] = Field(
+        default_factory=dict,
+        description="Upstream MCP servers mounted on the served server, a JSON object: "
+        'namespace -> `{"url": "https://...", "auth": ..., "timeout_seconds": 30}`, where auth '
+        'is `"none"`, `{"bearer_env": "VAR"}` (a static token from that environment variable) '
+        'or `{"client_credentials": {"token_url": "...", "client_id": "...", '
+        '"client_secret_env": "VAR", "scopes": ["..."]}}`. Tool `search` of upstream `docs` is '
+        "`docs_search`. The caller's token is never sent upstream; a call that takes longer "
+        "than `timeout_seconds` is a tool error ([own-server.md](own-server.md#upstreams)).",
+        json_schema_extra={"group": "Served server"},
+    )
+    audit_log: bool = Field(
+        default=False,
+        description="One JSON line (logger `mcp_service.audit`) per `tools/call`, "
+        "`resources/read` and `prompts/get`: timestamp, request_id, subject, client_id, "
+        "component, upstream, outcome (`ok`, `error`, `forbidden`, `not_found`, "
+        "`invalid_arguments`, `timeout`) and duration_ms; never arguments, results or tokens. "
+        "Off by default: it costs about what the access log costs per call "
+        "([performance.md](performance.md#the-audit-log)).",
         json_schema_extra={"group": "Served server"},
     )
 
@@ -669,6 +691,11 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object such as {"search": ["mcp/search"]}')
         return {name: _split_list(scopes) for name, scopes in value.items()}
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _upstreams(cls, value: Any) -> Any:
+        return parse_upstreams(value)
 
     @field_validator("tool_groups", mode="before")
     @classmethod

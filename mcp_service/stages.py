@@ -66,7 +66,7 @@ def observe(settings: Settings, tools: Iterable[str]) -> Observed:
     metrics = None
     if settings.metrics_enabled:
         outcomes = ["ok", *(reason.value for reason in Reason)]
-        metrics = Metrics(tools=tools, auth_outcomes=outcomes)
+        metrics = Metrics(tools=tools, upstreams=settings.upstreams, auth_outcomes=outcomes)
     hooks = Hooks.of(metrics)
     readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=hooks.readiness)
     return Observed(metrics, hooks, readiness)

@@ -24,7 +24,7 @@ from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.support.own_server:create_server"
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])
-TOOLS = {"lookup", "shout", "quarterly_report", "deploy", "whoami"}
+TOOLS = {"lookup", "wait", "shout", "quarterly_report", "deploy", "whoami"}
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ and a custom route."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,12 @@ def create_server() -> FastMCP[Any]:
         """Look a term up in the catalogue the lifespan opened."""
         await ctx.info(f"looking up {term}")
         return f"{term} in {ctx.lifespan_context['catalogue']}"
+
+    @mcp.tool
+    async def wait(seconds: float) -> str:
+        """Take `seconds` (past TOOL_TIMEOUT_SECONDS it is cancelled)."""
+        await asyncio.sleep(seconds)
+        return "waited"
 
     @mcp.tool(annotations=SHOUT_ANNOTATIONS)
     def shout(text: str) -> Shouted:
