@@ -176,6 +176,7 @@ OTHER_VARIABLES = {
     "CONFIG_REVISION": "terraform/main.tf",
     "SOAK_SECONDS": "tests/faults/test_soak.py",
     "MCP_TOKEN": "docs/clients.md",  # the shell variable the client examples read
+    "BASE_IMAGE": "examples/team-server/Dockerfile",  # the team image's build argument
 }
 VARIABLE = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
@@ -200,7 +201,8 @@ def test_each_known_variable_is_defined_where_it_is_said_to_be(name: str) -> Non
 
 GENERATED = {"bench/results/"}  # written by the bench scripts, ignored by git
 PATH = re.compile(
-    r"`((?:mcp_service|cache|observability|bench|deploy|terraform|tests|docs|\.ci)/[\w./-]*"
+    r"`((?:mcp_service|cache|observability|bench|deploy|terraform|tests|docs|examples|\.ci)/"
+    r"[\w./-]*"
     r"|docker-compose\.yml|Dockerfile|pyproject\.toml)`"
 )
 
