@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.instrument import instructions, switch_on  # noqa: E402
 
 WARM_UP = 20
 CALL = {
@@ -59,41 +58,13 @@ async def child(audit: bool, calls: int) -> None:
             for _ in range(WARM_UP):
                 response = await client.post("/mcp", json=CALL, headers=headers)
                 assert response.status_code == 200, response.text
-            subprocess.run(  # noqa: ASYNC221 (blocking on purpose: nothing runs meanwhile)
-                ["callgrind_control", "--instr=on", str(os.getpid())],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
+            switch_on()  # blocking on purpose: nothing else runs while it switches
             for _ in range(calls):
                 await client.post("/mcp", json=CALL, headers=headers)
 
 
-def instructions(audit: bool, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as workdir:
-        out = Path(workdir) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--child",
-                "on" if audit else "off",
-                str(calls),
-            ],
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=1800,
-        )
-        match = re.search(r"^(?:summary|totals):\s+(\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError("no callgrind totals")
-        return int(match.group(1))
+def count(audit: bool, calls: int) -> int:
+    return instructions(__file__, "--child", "on" if audit else "off", str(calls))
 
 
 def main() -> None:
@@ -107,7 +78,7 @@ def main() -> None:
     low, high = (int(n) for n in args.pair.split(":"))
     per_call = {}
     for audit in (False, True):
-        first, second = instructions(audit, low), instructions(audit, high)
+        first, second = count(audit, low), count(audit, high)
         per_call[audit] = (second - first) / (high - low)
         print(f"AUDIT_LOG={str(audit).lower():5}  {per_call[audit] / 1e6:.3f} M instr/call")
     extra = per_call[True] - per_call[False]

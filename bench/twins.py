@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -33,6 +30,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.instrument import instructions, switch_on  # noqa: E402
 
 PAIRS = {
     "bearer-hot": "bearer-general",
@@ -130,40 +129,13 @@ def inner(name: str, calls: int) -> None:
     call = case(name)
     for _ in range(50):  # warm: lazy imports, caches, the specialising interpreter
         call()
-    subprocess.run(
-        ["callgrind_control", "--instr=on", str(os.getpid())],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    switch_on()
     for _ in range(calls):
         call()
 
 
 def count(name: str, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as workdir:
-        out = Path(workdir) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--inner",
-                name,
-                str(calls),
-            ],
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            check=True,
-            capture_output=True,
-            timeout=1800,
-        )
-        for line in out.read_text().splitlines():
-            if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in the callgrind output")
+    return instructions(__file__, "--inner", name, str(calls))
 
 
 def main() -> None:
