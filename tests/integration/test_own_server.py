@@ -137,6 +137,12 @@ async def test_the_servers_own_annotations_descriptions_and_output_schema_are_ke
     assert tools["lookup"].annotations is None  # nothing stamped on a tool that declared none
 
 
+async def test_the_servers_own_middleware_runs(server: ServiceProcess) -> None:
+    async with Client(f"{server.url}/mcp", auth=PLAIN) as client:
+        result = await client.call_tool("shout", {"text": "a"})
+    assert (result.meta or {}).get("stamped-by") == "own-server"
+
+
 @pytest.mark.parametrize(
     ("tool", "bearer"),
     [

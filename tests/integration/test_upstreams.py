@@ -56,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             jwks.url,
             PYTHONPATH=str(ROOT),
             UPSTREAMS=json.dumps(upstreams),
-            TOOL_SCOPES=json.dumps({"static_search": ["mcp/search"]}),
+            TOOL_SCOPES=json.dumps({"static_search": ["mcp/search"], "open_serach": ["x"]}),
             STATIC_TOKEN=upstream_server.STATIC_TOKEN,
             GRANTED_SECRET=upstream_server.CLIENT_SECRET,
             READINESS_TIMEOUT_SECONDS="5",
@@ -166,3 +166,11 @@ def test_upstream_calls_are_measured_by_namespace_and_outcome(stack: Stack) -> N
     assert re.search(
         r'mcp_tool_call_duration_seconds_count{outcome="ok",tool="open_search"} [1-9]', text
     )
+
+
+def test_a_setting_naming_a_tool_an_upstream_does_not_list_is_a_warning_at_first_listing(
+    stack: Stack,
+) -> None:
+    assert rpc(stack.service.url, "tools/list", {}).status_code == 200
+    warning = "a per-tool setting names open_serach, which upstream open does not list"
+    assert stack.service.log().count(warning) == 1

@@ -1,7 +1,7 @@
 """A server of the tests' own, served through the whole stack with MCP_APP: an async tool using
 `Context`, a sync tool with annotations and an output schema, a resource, a template, a prompt,
-tools for TOOL_SCOPES and TOOL_GROUPS to guard, one with FastMCP's own `auth=` check, a lifespan
-and a custom route."""
+tools for TOOL_SCOPES and TOOL_GROUPS to guard, one with FastMCP's own `auth=` check, a lifespan,
+a FastMCP middleware and a custom route."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from fastmcp import Context, FastMCP
 from fastmcp.server.auth import require_roles
 from fastmcp.server.dependencies import get_access_token
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -34,8 +35,20 @@ async def lifespan(_server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
     yield {"catalogue": "spring"}
 
 
+class Stamp(Middleware):
+    """The server's own FastMCP middleware: marks every tool result it passes."""
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        result = await call_next(context)
+        result.meta = {**(result.meta or {}), "stamped-by": "own-server"}
+        return result
+
+
 def create_server() -> FastMCP[Any]:
     mcp: FastMCP[Any] = FastMCP("own-server", lifespan=lifespan)
+    mcp.add_middleware(Stamp())
 
     @mcp.tool
     async def lookup(term: str, ctx: Context) -> str:
