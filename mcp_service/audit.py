@@ -24,6 +24,7 @@ from fastmcp.utilities.exceptions import is_timeout_error
 from mcp.shared.exceptions import MCPError
 
 from mcp_service.components import OTHER, Components
+from mcp_service.upstreams import upstream_of
 from observability.tools import outcome_of
 
 log = logging.getLogger("mcp_service.audit")
@@ -35,7 +36,7 @@ MAX_NAME = 128  # characters of a tool or prompt name as sent
 class AuditLog(Middleware):
     def __init__(self, components: Components, upstreams: Iterable[str] = ()) -> None:
         self.components = components
-        self.prefixes = tuple((f"{namespace}_", namespace) for namespace in upstreams)
+        self.upstreams = frozenset(upstreams)
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         method = context.method
@@ -56,11 +57,13 @@ class AuditLog(Middleware):
                 component_of(self.components, method, context.message),
                 outcome,
                 time.perf_counter() - started,
+                upstream=upstream_of(method, context.message, self.upstreams),
             )
 
     def refused(self, tool: str, token: AccessToken) -> None:
         """A `tools/call` the HTTP layer refused before FastMCP saw it."""
-        self.write("tools/call", tool[:MAX_NAME], "forbidden", 0.0, token)
+        upstream = upstream_of("tools/call", _Named(tool), self.upstreams)
+        self.write("tools/call", tool[:MAX_NAME], "forbidden", 0.0, token, upstream=upstream)
 
     def write(
         self,
@@ -69,6 +72,8 @@ class AuditLog(Middleware):
         outcome: str,
         seconds: float,
         token: AccessToken | None = None,
+        *,
+        upstream: str | None = None,
     ) -> None:
         token = token or get_access_token()
         log.info(
@@ -78,17 +83,18 @@ class AuditLog(Middleware):
                 "subject": token.subject if token is not None else None,
                 "client_id": token.client_id if token is not None else None,
                 "component": component,
-                "upstream": self.upstream_of(component) if method != "resources/read" else None,
+                "upstream": upstream,
                 "outcome": outcome,
                 "duration_ms": round(seconds * 1000, 3),
             },
         )
 
-    def upstream_of(self, name: str) -> str | None:
-        for prefix, namespace in self.prefixes:
-            if name.startswith(prefix):
-                return namespace
-        return None
+
+class _Named:
+    """A message with just a name, for a call refused before FastMCP parsed it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 def component_of(components: Components, method: str, message: Any) -> str:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Container, Iterable, Mapping
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -164,16 +164,22 @@ class UpstreamCalls(Middleware):
                 self.on_call(namespace, outcome, time.perf_counter() - started)
 
     def upstream_of(self, method: str, message: Any) -> str | None:
-        if method == "resources/read":
-            _, _, rest = str(getattr(message, "uri", "")).partition("://")
-            first = rest.split("/", 1)[0]
-            return first if first in self.timeouts else None
-        name = getattr(message, "name", None)
-        if isinstance(name, str):
-            namespace = name.partition("_")[0]
-            if namespace in self.timeouts and "_" in name:
-                return namespace
-        return None
+        return upstream_of(method, message, self.timeouts)
+
+
+def upstream_of(method: str, message: Any, namespaces: Container[str]) -> str | None:
+    """The namespace of the upstream a `tools/call`, `prompts/get` (`ns_name`) or
+    `resources/read` (`scheme://ns/path`, FastMCP's convention) goes to, or None."""
+    if method == "resources/read":
+        _, _, rest = str(getattr(message, "uri", "")).partition("://")
+        first = rest.split("/", 1)[0]
+        return first if first in namespaces else None
+    name = getattr(message, "name", None)
+    if isinstance(name, str) and "_" in name:
+        namespace = name.partition("_")[0]
+        if namespace in namespaces:
+            return namespace
+    return None
 
 
 class UpstreamLists(Middleware):

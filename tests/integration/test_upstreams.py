@@ -60,6 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             STATIC_TOKEN=upstream_server.STATIC_TOKEN,
             GRANTED_SECRET=upstream_server.CLIENT_SECRET,
             READINESS_TIMEOUT_SECONDS="5",
+            AUDIT_LOG="true",
         )
         with ServiceProcess(env, tmp_path_factory.mktemp("upstreams")) as service:
             yield Stack(service, upstream)
@@ -174,3 +175,20 @@ def test_a_setting_naming_a_tool_an_upstream_does_not_list_is_a_warning_at_first
     assert rpc(stack.service.url, "tools/list", {}).status_code == 200
     warning = "a per-tool setting names open_serach, which upstream open does not list"
     assert stack.service.log().count(warning) == 1
+
+
+@pytest.mark.parametrize("tool", ["add", "open_search"])
+def test_a_silent_upstream_does_not_slow_the_calls_of_other_tools(stack: Stack, tool: str) -> None:
+    arguments = {"a": 1, "b": 2} if tool == "add" else {"query": "q"}
+    started = time.monotonic()
+    response = rpc(stack.service.url, "tools/call", {"name": tool, "arguments": arguments})
+    elapsed = time.monotonic() - started
+    assert response.json()["result"]["isError"] is False
+    assert elapsed < SILENT_TIMEOUT
+
+
+def test_an_audit_line_names_the_upstream_a_call_went_to(stack: Stack) -> None:
+    assert call(stack.service.url, "granted_search").status_code == 200
+    lines = [json.loads(line) for line in stack.service.log().splitlines() if '"audit"' in line]
+    audited = {(line["component"], line["upstream"], line["outcome"]) for line in lines}
+    assert ("granted_search", "granted", "ok") in audited
