@@ -55,16 +55,16 @@ def groups_of(token: AccessToken | None) -> tuple[str, ...]:
 
 
 class HideForbiddenTools(Middleware):
-    """`tools/list` without the tools the caller may not call."""
+    """`tools/list` without the tools the caller may not call. It overrides `__call__`, as
+    `observability.tools.ToolCallMetrics` does, so that every other message passes straight
+    through instead of through the base class's chain of typed hooks."""
 
     def __init__(self, access: ToolAccess) -> None:
         self.access = access
 
-    async def on_list_tools(
-        self,
-        context: MiddlewareContext[Any],
-        call_next: CallNext[Any, Sequence[Tool]],
-    ) -> Sequence[Tool]:
-        tools = await call_next(context)
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if context.method != "tools/list":
+            return await call_next(context)
+        tools: Sequence[Tool] = await call_next(context)
         token = get_access_token()
         return [tool for tool in tools if self.access.refusal(tool.name, token) is None]
