@@ -317,9 +317,10 @@ class Settings(BaseSettings):
         ge=2048,
         le=1_048_576,
         description="Bound in bytes on one request's header fields, each and together (431 "
-        "past it), applied by the HTTP parser before any code of ours runs; an unfinished "
-        "header is cut at it. Must leave room for a bearer token: at least MAX_TOKEN_BYTES + "
-        "1 KiB. The request line has its own bound of 8 KiB (414).",
+        "past it, counted with the request line's allowance of 8 KiB), applied before the "
+        "HTTP parser is fed past it; an unfinished header is cut at it. Must leave room for "
+        "a bearer token: at least MAX_TOKEN_BYTES + 1 KiB. The request target has its own "
+        "bound of 8 KiB (414).",
         json_schema_extra={"group": "Service"},
     )
     max_header_count: int = Field(
