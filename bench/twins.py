@@ -261,13 +261,15 @@ def main() -> None:
         if name in PAIRS and twin in per_call:
             saved = per_call[twin] - per_call[name]
             print(f"| {name} | {per_call[name]:,.0f} | {per_call[twin]:,.0f} | {saved:,.0f} |")
-        elif name in ADDED and ADDED[name] in per_call:
-            added = per_call[name] - per_call[ADDED[name]]
-            print(
-                f"| {name} | {per_call[name]:,.0f} | {per_call[ADDED[name]]:,.0f} | +{added:,.0f} |"
-            )
-        elif name not in PAIRS.values() and name not in ADDED.values():
+        elif name not in PAIRS.values() and name not in ADDED and name not in ADDED.values():
             print(f"| {name} | {per_call[name]:,.0f} | | |")
+    bounded = [name for name in args.only if name in ADDED and ADDED[name] in per_call]
+    if bounded:
+        print("\n| case | instructions per call | unbounded | added |")
+        print("| --- | ---: | ---: | ---: |")
+    for name in bounded:
+        base = per_call[ADDED[name]]
+        print(f"| {name} | {per_call[name]:,.0f} | {base:,.0f} | {per_call[name] - base:,.0f} |")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "twins.json").write_text(json.dumps({"calls": [n1, n2], "per_call": per_call}))
