@@ -126,6 +126,7 @@ def _serve_problems(settings: Settings, host: str) -> list[Problem]:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _local_base_url(settings, args.port)
     problems = _serve_problems(settings, args.host)
     if problems:
         _config_failure(problems)
@@ -179,6 +180,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_base_url(settings: Settings, port: int) -> Settings:
+    """Locally, the login facade's issuer defaults to this server on loopback (workers read
+    it from the environment)."""
+    if not (settings.oauth_proxy_enabled and settings.embedded_issuer) or settings.public_base_url:
+        return settings
+    base = f"http://127.0.0.1:{port}"
+    os.environ["PUBLIC_BASE_URL"] = base
+    return settings.model_copy(update={"public_base_url": base})
+
+
 def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
     from observability.metrics import serve_metrics
 
@@ -213,6 +224,7 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "max_in_flight": settings.max_in_flight,
         "tool_timeout_seconds": settings.tool_timeout_seconds,
         "public_base_url": settings.public_base_url or "(from the request)",
+        "oauth_proxy": settings.oauth_proxy_enabled,
     }
     print(json.dumps(summary, indent=2))
     return 0
