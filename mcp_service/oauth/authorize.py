@@ -103,9 +103,13 @@ class Authorization:
         except Refused as exc:
             return self._back(redirect_uri, state, error=exc.error, error_description=str(exc))
         remembered = self._remembered(request, client.client_id)
-        if remembered is not None and await self.state.get(
-            "consent", f"{remembered}:{client.client_id}"
-        ):
+        try:
+            approved = remembered is not None and bool(
+                await self.state.get("consent", f"{remembered}:{client.client_id}")
+            )
+        except SharedUnavailable:
+            approved = False  # ask again rather than fail
+        if approved:
             return await self._to_upstream(request_record, expected_subject=remembered)
         return self._consent_page(request_record, client)
 

@@ -51,6 +51,8 @@ def signing_keys(settings: Settings) -> SigningKeys:
     text = settings.oauth_proxy_signing_keys.get_secret_value()
     if text:
         return SigningKeys.of(parse_signing_keys(text))
+    if not settings.embedded_issuer:
+        raise ValueError("OAUTH_PROXY_SIGNING_KEYS is required outside local mode")
     path = settings.local_issuer_key_file.with_name("oauth-proxy-key.pem")
     return SigningKeys.of([load_or_create_key(path)])
 

@@ -43,6 +43,7 @@ from tests.support.tls import DocumentServer, make_ca
 pytestmark = pytest.mark.redis
 
 PASSWORD = "correct horse battery staple"
+BOB_PASSWORD = "another one entirely"
 REDIRECT = "http://127.0.0.1:33418/callback"
 CIMD_PATH = "/clients/sdk.json"
 
@@ -71,7 +72,12 @@ def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": prefix,
         "TOKEN_CACHE_SECRET": "t" * 32,
-        "LOCAL_USERS": json.dumps({"ada": {"password": PASSWORD, "groups": ["admins"]}}),
+        "LOCAL_USERS": json.dumps(
+            {
+                "ada": {"password": PASSWORD, "groups": ["admins"]},
+                "bob": {"password": BOB_PASSWORD},
+            }
+        ),
         "CIMD_ALLOW_LOOPBACK": "true",
         "CIMD_CA_FILE": str(ca),
         "OAUTH_REGISTRATION_RATE_LIMIT": "40/minute",
@@ -181,6 +187,25 @@ async def test_the_mcp_sdk_logs_a_person_in_with_dcr_and_calls_tools(fleet: Flee
     assert any("SDK test client" in page for page in person.pages)  # the consent page
     assert any(REDIRECT in page for page in person.pages)
     assert_steps_crossed_replicas(fleet)
+
+
+async def test_the_mcp_sdk_refreshes_an_expired_token_on_another_replica(fleet: Fleet) -> None:
+    person, storage = Person("ada", PASSWORD), MemoryTokens()
+    provider = sdk_provider(fleet, person, storage)
+    await call_tools(f"{fleet.url}/mcp", httpx2.AsyncClient(auth=provider))
+    await person.aclose()  # a second sign-in would fail: only a refresh can succeed
+    assert storage.tokens is not None
+    first = storage.tokens
+    provider.context.token_expiry_time = time.time() - 1  # as if the token's time had passed
+    authorizations = len(fleet.balancer.replicas_of("GET", "/oauth/authorize"))
+    issued_by = fleet.balancer.replicas_of("POST", "/oauth/token")[-1]
+    fleet.balancer.steer["/oauth/token"] = 1 - issued_by  # the refresh: the other replica
+    added, _ = await call_tools(f"{fleet.url}/mcp", httpx2.AsyncClient(auth=provider))
+    assert added == {"result": 8}
+    assert storage.tokens.refresh_token != first.refresh_token
+    assert storage.tokens.access_token != first.access_token
+    assert len(fleet.balancer.replicas_of("GET", "/oauth/authorize")) == authorizations
+    assert fleet.balancer.replicas_of("POST", "/oauth/token")[-1] != issued_by
 
 
 async def test_the_mcp_sdk_logs_a_person_in_with_a_metadata_document(fleet: Fleet) -> None:
@@ -459,6 +484,41 @@ async def test_a_code_replayed_on_another_replica_is_refused_and_revokes_the_fir
     assert "access_token" not in second.json()
     assert refused_everywhere(fleet, first.json()["access_token"])
     assert refresh(fleet, client_id, first.json()["refresh_token"]).status_code == 400
+
+
+async def test_an_approval_is_remembered_for_the_person_and_the_client(fleet: Fleet) -> None:
+    client_id = register(fleet).json()["client_id"]
+    person = Person("ada", PASSWORD)
+    for _ in range(2):
+        _, challenge = pkce()
+        landed = await person.authorize(authorize_url(fleet, client_id, challenge), REDIRECT)
+        assert "code" in parse_qs(urlsplit(landed).query)
+    await person.aclose()
+    consents = [page for page in person.pages if 'name="decision"' in page]
+    assert len(consents) == 1
+    assert sum('name="password"' in page for page in person.pages) == 2  # signs in each time
+
+
+async def test_a_remembered_approval_does_not_cover_another_person(fleet: Fleet) -> None:
+    client_id = register(fleet).json()["client_id"]
+    person = Person("ada", PASSWORD)
+    _, challenge = pkce()
+    await person.authorize(authorize_url(fleet, client_id, challenge), REDIRECT)
+    person.username, person.password = "bob", BOB_PASSWORD  # someone else at that browser
+    _, challenge = pkce()
+    landed = await person.authorize(authorize_url(fleet, client_id, challenge), REDIRECT)
+    await person.aclose()
+    query = parse_qs(urlsplit(landed).query)
+    assert query["error"] == ["access_denied"]
+    assert "code" not in query
+
+
+def test_the_logs_hold_no_token_code_or_password(fleet: Fleet) -> None:
+    logs = "".join(replica.log() for replica in fleet.replicas)
+    assert PASSWORD not in logs and BOB_PASSWORD not in logs
+    assert "login session started" in logs
+    for line in logs.splitlines():
+        assert "refresh_token" not in line and "access_token" not in line
 
 
 @pytest.mark.parametrize("verifier", [None, "", "x" * 43, secrets.token_urlsafe(48)])

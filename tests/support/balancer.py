@@ -26,6 +26,7 @@ class RoundRobin:
         self.port = free_port()
         self.served: list[tuple[str, str, int]] = []  # (method, path, replica index)
         self._turns: dict[str, int] = {}
+        self.steer: dict[str, int] = {}  # path -> the replica its next request goes to
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -39,9 +40,13 @@ class RoundRobin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        turn = "upstream" if scope["path"] == "/oauth2/token" else "client"
-        index = self._turns.get(turn, 0) % len(self.backends)
-        self._turns[turn] = index + 1
+        steered = self.steer.pop(scope["path"], None)
+        if steered is not None:
+            index = steered
+        else:
+            turn = "upstream" if scope["path"] == "/oauth2/token" else "client"
+            index = self._turns.get(turn, 0) % len(self.backends)
+            self._turns[turn] = index + 1
         body = b""
         while True:
             message = await receive()
