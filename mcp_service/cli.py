@@ -77,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         "revoke", help="refuse a token family (--jti) or a subject's tokens (--sub), fleet-wide"
     )
     target = revoke.add_mutually_exclusive_group(required=True)
-    target.add_argument("--jti", help="a token's jti, or a refresh token's (origin_jti)")
+    target.add_argument(
+        "--jti", help="a token's jti, a refresh token's (origin_jti) or a login session's family"
+    )
     target.add_argument("--sub", help="every token of this subject issued before now")
     target.add_argument("--list", action="store_true", help="show the revocations in force")
     revoke.add_argument("--reason", default="", help="why, kept with the revocation")

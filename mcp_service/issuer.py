@@ -59,13 +59,19 @@ def _create_key(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    create_private_file(path, pem)
+
+
+def create_private_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (mode 0600) atomically, unless the file exists: a process that
+    loses the race to another uses the winner's file."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        with suppress(FileExistsError):  # another worker won the race: use its key
-            os.link(temp, path)  # atomic, and never replaces an existing key
+            handle.write(data)
+        with suppress(FileExistsError):  # another worker won the race: use its file
+            os.link(temp, path)  # atomic, and never replaces an existing file
     finally:
         temp.unlink(missing_ok=True)
 

@@ -16,12 +16,10 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -33,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mcp_service.body import read_form
-from mcp_service.errors import BodyTooLarge
+from mcp_service.errors import BodyTooLarge, IssuerKeyError
 from mcp_service.oauth.pages import hidden, page
 from mcp_service.refusals import oauth_error
 from mcp_service.settings import Settings
@@ -68,19 +66,22 @@ def generated_user(path: Path) -> User:
     password never."""
     if not path.exists():
         user = {"username": "local-user", "password": secrets.token_urlsafe(18)}
+        from mcp_service.issuer import create_private_file
+
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(user, handle)
-            with suppress(FileExistsError):
-                os.link(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
-    data = json.loads(path.read_text())
+        create_private_file(path, json.dumps(user).encode())
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise IssuerKeyError(
+            f"{path} is readable by other users (mode {mode & 0o777:o}); chmod 600 it"
+        )
+    try:
+        data = json.loads(path.read_text())
+        username, password = str(data["username"]), str(data["password"])
+    except (ValueError, KeyError, TypeError, OSError):
+        raise IssuerKeyError(f"{path} does not hold a generated user; delete it") from None
     log.info("embedded issuer login: the user's credentials are in %s", path)
-    return User(str(data["username"]), str(data["password"]))
+    return User(username, password)
 
 
 def local_users(settings: Settings) -> list[User]:

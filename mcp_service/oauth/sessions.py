@@ -13,6 +13,7 @@ verifier refuses its access tokens).
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -26,6 +27,7 @@ from mcp_service.oauth.state import LoginState, Record
 
 log = logging.getLogger("mcp_service.oauth")
 
+_FAMILY = re.compile(r"^[0-9a-f]{32}$")
 EndSession = Callable[[str, str], Awaitable[None]]  # (family, reason): revoke fleet-wide
 
 
@@ -85,7 +87,7 @@ class Sessions:
 
     async def refresh(self, token: str, client_id: str) -> dict[str, Any]:
         family, _, secret = token.partition(".")
-        if not family or not secret or len(token) > 200:
+        if not _FAMILY.match(family) or not secret or len(token) > 200:
             raise GrantRefused("invalid_grant", "the refresh token is not valid")
         renewed = f"{family}.{secrets.token_urlsafe(32)}"
         outcome, record = await self.state.rotate(family, token, renewed)

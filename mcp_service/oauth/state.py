@@ -30,6 +30,8 @@ from redis.asyncio import Redis
 from cache.redis import SharedRedis
 
 Record = dict[str, Any]
+PRUNE_AT = 10_000
+MAX_ENTRIES = 100_000
 Redemption = Literal["redeemed", "replayed", "unknown"]
 Rotation = Literal["rotated", "reused", "invalid", "unknown"]
 REDEEM = resources.files("mcp_service.oauth").joinpath("redeem.lua").read_text()
@@ -138,11 +140,16 @@ class MemoryState(LoginState):
         return entry[1]
 
     def _prune(self) -> None:
+        """Expired entries go once the store passes PRUNE_AT, then the oldest past MAX_ENTRIES
+        (insertion order), so no flood of registrations or sign-ins grows it without bound."""
         now = self._clock()
-        if len(self._values) > 10_000:
-            self._values = {k: v for k, v in self._values.items() if v[0] > now}
-        if len(self._families) > 10_000:
-            self._families = {k: v for k, v in self._families.items() if v[0] > now}
+        for name in ("_values", "_families"):
+            entries: dict[str, Any] = getattr(self, name)
+            if len(entries) > PRUNE_AT:
+                entries = {k: v for k, v in entries.items() if v[0] > now}
+                for key in list(entries)[: max(0, len(entries) - MAX_ENTRIES)]:
+                    del entries[key]
+                setattr(self, name, entries)
 
     async def put(self, kind: str, name: str, record: Record, ttl: int) -> None:
         self._prune()

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mcp_service.errors import IssuerKeyError
 from mcp_service.managed_login import ManagedLogin, User, generated_user
 from tests.support.browser import read_form
 from tests.support.tokens import kid_of, rsa_key
@@ -140,3 +141,11 @@ def test_the_generated_user_is_written_0600_and_reused(tmp_path: Path) -> None:
     first = generated_user(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert generated_user(path) == first
+
+
+def test_a_generated_user_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "local-user.json"
+    generated_user(path)
+    path.chmod(0o644)
+    with pytest.raises(IssuerKeyError, match="chmod 600"):
+        generated_user(path)

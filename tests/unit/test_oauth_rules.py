@@ -259,3 +259,15 @@ def test_unusable_signing_keys_are_refused_without_quoting_them(keys: str) -> No
 )
 def test_bad_local_users_are_refused(value: str) -> None:
     assert "LOCAL_USERS" in problems(app_env="local", local_users=value)
+
+
+async def test_the_memory_store_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_service.oauth.state as state_module
+
+    monkeypatch.setattr(state_module, "PRUNE_AT", 10)
+    monkeypatch.setattr(state_module, "MAX_ENTRIES", 8)
+    state = MemoryState(Box.ephemeral())
+    for n in range(30):
+        await state.put("client", str(n), {"n": n}, 3600)
+    assert await state.get("client", "0") is None  # the oldest went
+    assert await state.get("client", "29") == {"n": 29}
