@@ -513,8 +513,31 @@ async def test_a_remembered_approval_does_not_cover_another_person(fleet: Fleet)
     assert "code" not in query
 
 
-def test_the_logs_hold_no_token_code_or_password(fleet: Fleet) -> None:
+def test_the_person_goes_to_cognito_with_pkce_and_the_resource(fleet: Fleet) -> None:
+    client_id = register(fleet).json()["client_id"]
+    _, challenge = pkce()
+    with httpx.Client() as browser:
+        page = browser.get(authorize_url(fleet, client_id, challenge))
+        form = read_form(page.text).fields
+        answer = browser.post(f"{fleet.url}/oauth/consent", data={**form, "decision": "approve"})
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["location"])
+    query = parse_qs(location.query)
+    assert location.path == "/oauth2/authorize"
+    assert query["redirect_uri"] == [f"{fleet.url}/oauth/callback"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] != [challenge]  # the facade's own PKCE, not the client's
+    assert query["resource"] == [f"{fleet.url}/mcp"]  # RFC 8707, forwarded
+    assert query["state"] != ["s1"]  # the client's state never leaves for Cognito
+
+
+async def test_the_logs_hold_no_token_code_or_password(fleet: Fleet) -> None:
+    client_id, verifier, code = await code_for(fleet)
+    tokens = redeem(fleet, client_id, verifier, code).json()
+    refresh(fleet, client_id, tokens["refresh_token"])
     logs = "".join(replica.log() for replica in fleet.replicas)
+    assert code not in logs and tokens["refresh_token"].split(".")[1] not in logs
+    assert tokens["access_token"].split(".")[2] not in logs
     assert PASSWORD not in logs and BOB_PASSWORD not in logs
     assert "login session started" in logs
     for line in logs.splitlines():
