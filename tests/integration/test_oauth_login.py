@@ -23,6 +23,7 @@ import jwt
 import pytest
 import redis
 from fastmcp import Client
+from fastmcp.client.auth import OAuth
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -229,9 +230,9 @@ async def test_the_mcp_sdk_logs_a_person_in_with_a_metadata_document(fleet: Flee
     assert_steps_crossed_replicas(fleet)
 
 
-async def test_fastmcp_client_with_auth_oauth_logs_a_person_in(
-    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def headless_browser(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    """`webbrowser.open` replaced by a person who signs in and lands on the client's callback
+    server (FastMCP's own, on localhost); returns where their failures are kept."""
     errors: list[BaseException] = []
 
     def open_browser(url: str, *args: Any, **kwargs: Any) -> bool:
@@ -259,12 +260,39 @@ async def test_fastmcp_client_with_auth_oauth_logs_a_person_in(
         return True
 
     monkeypatch.setattr(webbrowser, "open", open_browser)
+    return errors
+
+
+@pytest.mark.filterwarnings("ignore:Using in-memory token storage")
+async def test_fastmcp_client_with_auth_oauth_logs_a_person_in(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors = headless_browser(monkeypatch)
     async with Client(f"{fleet.url}/mcp", auth="oauth") as client:
         result = await client.call_tool("add", {"a": 2, "b": 3})
         who = await client.call_tool("get_user_info", {})
     assert not errors
     assert result.data == 5
     assert who.structured_content is not None and who.structured_content["username"] == "ada"
+    assert_steps_crossed_replicas(fleet)
+
+
+@pytest.mark.filterwarnings("ignore:Using in-memory token storage")
+async def test_fastmcp_client_logs_a_person_in_with_a_metadata_document(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fleet.docs.url("/clients/fastmcp.json")
+    fleet.docs.documents["/clients/fastmcp.json"] = {
+        "client_id": url,
+        "client_name": "FastMCP CIMD client",
+        "redirect_uris": ["http://localhost:1/callback"],  # any port: RFC 8252 7.3
+        "token_endpoint_auth_method": "none",
+    }
+    errors = headless_browser(monkeypatch)
+    async with Client(f"{fleet.url}/mcp", auth=OAuth(client_metadata_url=url)) as client:
+        who = await client.call_tool("get_user_info", {})
+    assert not errors
+    assert who.structured_content is not None and who.structured_content["client_id"] == url
     assert_steps_crossed_replicas(fleet)
 
 
@@ -687,7 +715,9 @@ def test_an_oversized_registration_is_refused(fleet: Fleet) -> None:
 
 
 def test_a_registration_flood_is_refused(fleet: Fleet) -> None:
-    """Last in this module: it spends the registration budget of the address."""
-    statuses = [register(fleet).status_code for _ in range(100)]
+    """Last in this module: it spends a replica's registration budget for the address."""
+    body = {"client_name": "flood", "redirect_uris": [REDIRECT]}
+    with httpx.Client(base_url=fleet.replicas[0].url) as http:
+        statuses = [http.post("/oauth/register", json=body).status_code for _ in range(45)]
     assert 429 in statuses
     assert set(statuses) <= {201, 429}

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 import uvicorn
@@ -28,6 +29,7 @@ class RoundRobin:
         self._turns: dict[str, int] = {}
         self.steer: dict[str, int] = {}  # path -> the replica its next request goes to
         self._server: uvicorn.Server | None = None
+        self._client: httpx.AsyncClient | None = None  # the server thread's own
         self._thread: threading.Thread | None = None
 
     @property
@@ -60,8 +62,11 @@ class RoundRobin:
         query = scope["query_string"].decode()
         url = f"{self.backends[index]}{scope['path']}" + (f"?{query}" if query else "")
         self.served.append((scope["method"], scope["path"], index))
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.request(scope["method"], url, headers=headers, content=body)
+        if self._client is None:
+            # A proxy keeps no cookies: each browser's are its own.
+            jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+            self._client = httpx.AsyncClient(timeout=30, cookies=jar)
+        answer = await self._client.request(scope["method"], url, headers=headers, content=body)
         out = [
             (k.encode(), v.encode())
             for k, v in answer.headers.multi_items()
