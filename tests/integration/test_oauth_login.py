@@ -24,20 +24,17 @@ import pytest
 import redis
 from fastmcp import Client
 from fastmcp.client.auth import OAuth
-from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import (
     AuthorizationCodeResult,
-    OAuthClientInformationFull,
     OAuthClientMetadata,
     OAuthMetadata,
-    OAuthToken,
 )
 from pydantic import AnyUrl
 
 from tests.support.balancer import RoundRobin
 from tests.support.browser import Person, read_form
+from tests.support.login import REDIRECT, MemoryTokens, call_tools
 from tests.support.processes import ServiceProcess, cli
 from tests.support.tls import DocumentServer, make_ca
 
@@ -45,7 +42,6 @@ pytestmark = pytest.mark.redis
 
 PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "another one entirely"
-REDIRECT = "http://127.0.0.1:33418/callback"
 CIMD_PATH = "/clients/sdk.json"
 
 
@@ -105,24 +101,6 @@ def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         client.close()
 
 
-class MemoryTokens:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
 def sdk_provider(
     fleet: Fleet, person: Person, storage: MemoryTokens, metadata_url: str | None = None
 ) -> OAuthClientProvider:
@@ -151,18 +129,6 @@ def sdk_provider(
         callback_handler=callback_handler,
         client_metadata_url=metadata_url,
     )
-
-
-async def call_tools(url: str, http: httpx2.AsyncClient) -> tuple[Any, Any]:
-    async with (
-        http,
-        streamable_http_client(url, http_client=http) as streams,
-        ClientSession(streams[0], streams[1]) as session,
-    ):
-        await session.initialize()
-        added = await session.call_tool("add", {"a": 5, "b": 3})
-        who = await session.call_tool("get_user_info", {})
-    return added.structured_content, who.structured_content
 
 
 def assert_steps_crossed_replicas(fleet: Fleet) -> None:

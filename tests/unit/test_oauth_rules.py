@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcp_service.errors import SettingsError
 from mcp_service.oauth.cimd import MetadataDocumentError, MetadataDocuments, parse_document
@@ -271,3 +273,17 @@ async def test_the_memory_store_stays_bounded(monkeypatch: pytest.MonkeyPatch) -
         await state.put("client", str(n), {"n": n}, 3600)
     assert await state.get("client", "0") is None  # the oldest went
     assert await state.get("client", "29") == {"n": 29}
+
+
+@given(port=st.integers(1, 65535), path=st.from_regex(r"\A/[a-z0-9/]{0,20}\Z"))
+def test_a_loopback_registration_matches_any_port_of_its_exact_path(port: int, path: str) -> None:
+    registered = [f"http://127.0.0.1:8000{path}"]
+    assert matches(f"http://127.0.0.1:{port}{path}", registered)
+    assert not matches(f"http://127.0.0.1:{port}{path}x", registered)
+    assert not matches(f"https://127.0.0.1:{port}{path}", registered)
+
+
+@given(uri=st.text(max_size=60))
+def test_no_string_matches_a_web_redirect_uri_but_itself(uri: str) -> None:
+    registered = ["https://app.example/cb"]
+    assert matches(uri, registered) == (uri == registered[0])
