@@ -1119,6 +1119,8 @@ class Settings(BaseSettings):
                 parse_signing_keys(self.oauth_proxy_signing_keys.get_secret_value())
             except ValueError as exc:
                 problems.append(("OAUTH_PROXY_SIGNING_KEYS", str(exc)))
+        if self.cimd_ca_file is not None and not self.cimd_ca_file.is_file():
+            problems.append(("CIMD_CA_FILE", "is not a readable file"))
         if self.app_env == "production":
             problems.extend(self._test_only_problems())
         return problems

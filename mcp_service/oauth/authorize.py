@@ -84,6 +84,8 @@ class Authorization:
 
     async def authorize_endpoint(self, request: Request) -> Response:
         params = dict(request.query_params)
+        if len(params) != len(request.query_params.multi_items()):
+            return _problem("A parameter of this request is repeated.")
         try:
             client = await self._client(params.get("client_id", ""))
         except MetadataDocumentError as exc:

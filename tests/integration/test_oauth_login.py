@@ -384,6 +384,15 @@ def test_a_redirect_uri_not_registered_gets_a_page_never_a_redirect(
     assert "location" not in response.headers
 
 
+def test_a_repeated_parameter_gets_a_page_never_a_redirect(fleet: Fleet) -> None:
+    client_id = register(fleet).json()["client_id"]
+    _, challenge = pkce()
+    url = authorize_url(fleet, client_id, challenge) + "&redirect_uri=https%3A%2F%2Fevil.example"
+    response = httpx.get(url)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
 def test_a_loopback_redirect_uri_may_differ_by_its_port(fleet: Fleet) -> None:
     client_id = register(fleet).json()["client_id"]
     _, challenge = pkce()

@@ -235,6 +235,10 @@ def test_the_facade_refuses_an_issuer_url_clients_cannot_trust(base: str) -> Non
     assert "PUBLIC_BASE_URL" in problems(app_env="local", oauth_proxy=True, public_base_url=base)
 
 
+def test_a_cimd_ca_file_that_is_not_there_is_refused() -> None:
+    assert "CIMD_CA_FILE" in problems(app_env="local", cimd_ca_file="/nonexistent/ca.pem")
+
+
 def test_a_session_may_not_outlive_its_revocation() -> None:
     found = problems(
         app_env="local", oauth_proxy_refresh_token_seconds=200_000, revocation_ttl_seconds=90_000
