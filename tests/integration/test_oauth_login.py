@@ -26,15 +26,12 @@ from fastmcp import Client
 from fastmcp.client.auth import OAuth
 from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import (
-    AuthorizationCodeResult,
-    OAuthClientMetadata,
     OAuthMetadata,
 )
-from pydantic import AnyUrl
 
 from tests.support.balancer import RoundRobin
 from tests.support.browser import Person, read_form
-from tests.support.login import REDIRECT, MemoryTokens, call_tools
+from tests.support.login import REDIRECT, MemoryTokens, call_tools, headless_provider
 from tests.support.processes import ServiceProcess, cli
 from tests.support.tls import DocumentServer, make_ca
 
@@ -104,31 +101,7 @@ def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def sdk_provider(
     fleet: Fleet, person: Person, storage: MemoryTokens, metadata_url: str | None = None
 ) -> OAuthClientProvider:
-    landed: dict[str, str] = {}
-
-    async def redirect_handler(url: str) -> None:
-        landed["url"] = await person.authorize(url, REDIRECT)
-
-    async def callback_handler() -> AuthorizationCodeResult:
-        query = parse_qs(urlsplit(landed["url"]).query)
-        return AuthorizationCodeResult(
-            code=query["code"][0], state=query["state"][0], iss=query["iss"][0]
-        )
-
-    return OAuthClientProvider(
-        server_url=f"{fleet.url}/mcp",
-        client_metadata=OAuthClientMetadata(
-            client_name="SDK test client",
-            redirect_uris=[AnyUrl(REDIRECT)],
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=storage,
-        redirect_handler=redirect_handler,
-        callback_handler=callback_handler,
-        client_metadata_url=metadata_url,
-    )
+    return headless_provider(f"{fleet.url}/mcp", person, storage, metadata_url)
 
 
 def assert_steps_crossed_replicas(fleet: Fleet) -> None:

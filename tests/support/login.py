@@ -4,11 +4,21 @@ both tools."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp import ClientSession
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+from pydantic import AnyUrl
+
+from tests.support.browser import Person
 
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -41,3 +51,35 @@ async def call_tools(url: str, http: httpx2.AsyncClient) -> tuple[Any, Any]:
         added = await session.call_tool("add", {"a": 5, "b": 3})
         who = await session.call_tool("get_user_info", {})
     return added.structured_content, who.structured_content
+
+
+def headless_provider(
+    mcp_url: str, person: Person, storage: MemoryTokens, metadata_url: str | None = None
+) -> OAuthClientProvider:
+    """The SDK's OAuth provider whose "browser" is `person`: it follows the authorization URL
+    and hands the SDK the code it landed with."""
+    landed: dict[str, str] = {}
+
+    async def redirect_handler(url: str) -> None:
+        landed["url"] = await person.authorize(url, REDIRECT)
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        query = parse_qs(urlsplit(landed["url"]).query)
+        return AuthorizationCodeResult(
+            code=query["code"][0], state=query["state"][0], iss=query["iss"][0]
+        )
+
+    return OAuthClientProvider(
+        server_url=mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="SDK test client",
+            redirect_uris=[AnyUrl(REDIRECT)],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+        client_metadata_url=metadata_url,
+    )
