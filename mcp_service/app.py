@@ -31,6 +31,8 @@ from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer
 from mcp_service.limiter import SubjectLimiter
 from mcp_service.metadata import ResourceMetadata
+from mcp_service.oauth.facade import Facade, build_facade, own_issuer, signing_keys
+from mcp_service.oauth.keys import SigningKeys
 from mcp_service.overload import InFlightLimit
 from mcp_service.ratelimit import IpRateLimit, SubjectRateLimit
 from mcp_service.routes import add_public_routes
@@ -40,6 +42,7 @@ from mcp_service.stages import (
     Authentication,
     Limits,
     Observed,
+    Shared,
     authenticate,
     limit,
     observe,
@@ -102,7 +105,12 @@ def build_service(
     tool_scopes = {s for scopes in settings.tool_scopes.values() for s in scopes}
     observed = observe(settings, TOOL_NAMES)
     shared = share(settings, observed)
-    auth = authenticate(settings, observed, shared, scopes=tool_scopes, jwks_fetch=jwks_fetch)
+    login = settings.oauth_proxy_enabled and bool(settings.public_base_url)
+    keys = signing_keys(settings) if login else None
+    own = own_issuer(settings, keys, MCP_PATH) if keys is not None else None
+    auth = authenticate(
+        settings, observed, shared, scopes=tool_scopes, jwks_fetch=jwks_fetch, own=own
+    )
     limits = limit(settings, observed)
 
     @asynccontextmanager
@@ -121,13 +129,18 @@ def build_service(
         mcp.add_middleware(ToolCallMetrics(observed.metrics))
     challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
     scopes = {*settings.required_scopes, *tool_scopes, *(auth.issuer.scopes if auth.issuer else ())}
+    facade = None
+    if keys is not None:
+        facade = interactive_login(settings, shared, auth, keys, MCP_PATH, sorted(scopes))
+    authorization_server = settings.public_base_url if facade else settings.issuer
     public = add_public_routes(
         mcp,
         settings,
-        metadata=ResourceMetadata(challenge, settings.issuer, scopes),
+        metadata=ResourceMetadata(challenge, authorization_server, scopes),
         readiness=observed.readiness,
         metrics=observed.metrics,
         issuer=auth.issuer,
+        facade=facade.routes if facade else (),
     )
     stack = layers(settings, observed, auth, limits, challenge, public, hot_paths=hot_paths)
     inner: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
@@ -143,6 +156,36 @@ def build_service(
         metrics=observed.metrics,
         readiness=observed.readiness,
         limiter=limits.subject,
+    )
+
+
+def interactive_login(
+    settings: Settings,
+    shared: Shared,
+    auth: Authentication,
+    keys: SigningKeys,
+    mcp_path: str,
+    scopes: list[str],
+) -> Facade:
+    """The login facade (OAUTH_PROXY) and, locally, the embedded issuer's managed login."""
+    from mcp_service.managed_login import local_users
+
+    base = settings.public_base_url
+    if auth.issuer is not None and not settings.cognito_domain:
+        auth.issuer.enable_login(
+            base_url=base, callbacks=[f"{base}/oauth/callback"], users=local_users(settings)
+        )
+    return build_facade(
+        settings,
+        keys=keys,
+        mcp_path=mcp_path,
+        scopes=scopes,
+        cognito=auth.authenticator.verifier,
+        redis=shared.redis,
+        sealer=shared.sealer,
+        revoked=auth.authenticator.revoked,
+        forget=auth.authenticator.forget,
+        http=auth.http,
     )
 
 

@@ -1,10 +1,10 @@
 """The routes that need no token, added to the MCP app: probes, metrics, the RFC 9728
-metadata and, in local mode, the embedded issuer. Their paths are BearerAuth's allow-list:
-anything not registered here is authenticated."""
+metadata, in local mode the embedded issuer and, with OAUTH_PROXY, the login facade. Their
+paths are BearerAuth's allow-list: anything not registered here is authenticated."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastmcp import FastMCP
@@ -28,6 +28,7 @@ def add_public_routes(
     readiness: Readiness,
     metrics: Metrics | None,
     issuer: LocalIssuer | None,
+    facade: Iterable[tuple[str, list[str], Endpoint]] = (),
 ) -> frozenset[str]:
     """Register the public routes on `mcp` and return their paths."""
     public: set[str] = set()
@@ -46,4 +47,11 @@ def add_public_routes(
         route("/oauth2/token", ["POST"], issuer.token_endpoint)
         route("/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
         route(f"/{settings.pool_id}/.well-known/jwks.json", ["GET"], issuer.jwks_endpoint)
+        if issuer.login is not None:
+            login = issuer.login
+            route("/oauth2/authorize", ["GET", "POST"], login.authorize_endpoint)
+            discovery = f"/{settings.pool_id}/.well-known/openid-configuration"
+            route(discovery, ["GET"], login.discovery_endpoint)
+    for path, methods, endpoint in facade:
+        route(path, methods, endpoint)
     return frozenset(public)
