@@ -1,4 +1,5 @@
-"""CPU instructions per call of each hot path and of its general twin, side by side.
+"""CPU instructions per call of each hot path and of its general twin, side by side, and of
+the bounded HTTP protocol beside uvicorn's own.
 
     uv run python bench/twins.py [--calls 2000:6000] [--only NAME ...]
 
@@ -14,6 +15,10 @@ PYTHONHASHSEED=0 keeps runs repeatable (the counts repeat within ~1 %).
   bearer-general    the same request with hot_path=False (bearer_token + authenticate)
   fields-admitted   Decision.headers() admitted under one limit: admitted_fields()
   fields-general    Decision.fields() for the same decision
+  protocol-bounded  one keep-alive request (a 1 KB token among 10 headers, a small body)
+                    through mcp_service.edge's protocol, to an ASGI app that answers at once
+  protocol-uvicorn  the same through uvicorn's HttpToolsProtocol: the difference is what the
+                    edge's bounds cost
 
 Writes bench/results/twins.json. Nothing here is a pass/fail test.
 """
@@ -37,7 +42,15 @@ PAIRS = {
     "bearer-hot": "bearer-general",
     "fields-admitted": "fields-general",
 }
-CASES = ("bearer-hot", "bearer-general", "fields-admitted", "fields-general")
+ADDED = {"protocol-bounded": "protocol-uvicorn"}  # a bounded twin: what it adds, not saves
+CASES = (
+    "bearer-hot",
+    "bearer-general",
+    "fields-admitted",
+    "fields-general",
+    "protocol-bounded",
+    "protocol-uvicorn",
+)
 
 
 def _drive(coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -112,6 +125,62 @@ def _fields(general: bool) -> Callable[[], None]:
     return decision.fields if general else decision.headers  # type: ignore[return-value]
 
 
+REQUEST = (
+    b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:8000\r\naccept: application/json, text/event-stream"
+    b"\r\ncontent-type: application/json\r\nauthorization: Bearer " + b"x" * 900 + b"\r\n"
+    b"mcp-protocol-version: 2025-06-18\r\nuser-agent: python-httpx/0.28\r\n"
+    b"accept-encoding: gzip\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n{}"
+)
+
+
+def _protocol(bounded: bool) -> Callable[[], None]:
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from mcp_service.edge import BoundedHttpToolsProtocol
+
+    class Transport(asyncio.Transport):
+        def write(self, data: Any) -> None:
+            pass
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name)
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    loop = asyncio.new_event_loop()
+    answered = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        answered.set()
+
+    config = Config(app=app, http="httptools", access_log=False, lifespan="off")
+    config.load()
+    cls = BoundedHttpToolsProtocol if bounded else HttpToolsProtocol
+    protocol = cls(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    protocol.connection_made(Transport())
+
+    def call() -> None:
+        protocol.data_received(REQUEST)
+        loop.run_until_complete(answered.wait())
+        answered.clear()
+
+    return call
+
+
 def case(name: str) -> Callable[[], None]:
     if name == "bearer-hot":
         return _bearer(True)
@@ -121,6 +190,8 @@ def case(name: str) -> Callable[[], None]:
         return _fields(False)
     if name == "fields-general":
         return _fields(True)
+    if name in ("protocol-bounded", "protocol-uvicorn"):
+        return _protocol(name == "protocol-bounded")
     raise SystemExit(f"unknown case {name!r}")
 
 
@@ -162,8 +233,15 @@ def main() -> None:
         if name in PAIRS and twin in per_call:
             saved = per_call[twin] - per_call[name]
             print(f"| {name} | {per_call[name]:,.0f} | {per_call[twin]:,.0f} | {saved:,.0f} |")
-        elif name not in PAIRS.values():
+        elif name not in PAIRS.values() and name not in ADDED and name not in ADDED.values():
             print(f"| {name} | {per_call[name]:,.0f} | | |")
+    bounded = [name for name in args.only if name in ADDED and ADDED[name] in per_call]
+    if bounded:
+        print("\n| case | instructions per call | unbounded | added |")
+        print("| --- | ---: | ---: | ---: |")
+    for name in bounded:
+        base = per_call[ADDED[name]]
+        print(f"| {name} | {per_call[name]:,.0f} | {base:,.0f} | {per_call[name] - base:,.0f} |")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "twins.json").write_text(json.dumps({"calls": [n1, n2], "per_call": per_call}))

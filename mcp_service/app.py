@@ -38,6 +38,8 @@ from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer
 from mcp_service.limiter import SubjectLimiter
 from mcp_service.metadata import ResourceMetadata
+from mcp_service.oauth.facade import Facade, build_facade, own_issuer, signing_keys
+from mcp_service.oauth.keys import SigningKeys
 from mcp_service.overload import InFlightLimit
 from mcp_service.ratelimit import IpRateLimit, SubjectRateLimit
 from mcp_service.routes import add_public_routes
@@ -48,6 +50,7 @@ from mcp_service.stages import (
     Authentication,
     Limits,
     Observed,
+    Shared,
     authenticate,
     limit,
     observe,
@@ -118,7 +121,12 @@ def build_service(
     tool_scopes = {s for scopes in settings.tool_scopes.values() for s in scopes}
     observed = observe(settings, served.components.tool_names)
     shared = share(settings, observed)
-    auth = authenticate(settings, observed, shared, scopes=tool_scopes, jwks_fetch=jwks_fetch)
+    login = settings.oauth_proxy_enabled and bool(settings.public_base_url)
+    keys = signing_keys(settings) if login else None
+    own = own_issuer(settings, keys, MCP_PATH) if keys is not None else None
+    auth = authenticate(
+        settings, observed, shared, scopes=tool_scopes, jwks_fetch=jwks_fetch, own=own
+    )
     limits = limit(settings, observed)
     access = ToolAccess(settings.tool_scopes, settings.tool_groups)
     named = {*settings.tool_scopes, *settings.tool_groups, *settings.rate_limit_tool_costs}
@@ -148,14 +156,19 @@ def build_service(
     inner = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
     challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
     scopes = {*settings.required_scopes, *tool_scopes, *(auth.issuer.scopes if auth.issuer else ())}
+    facade = None
+    if keys is not None:
+        facade = interactive_login(settings, shared, auth, keys, MCP_PATH, sorted(scopes))
+    authorization_server = settings.public_base_url if facade else settings.issuer
     public = add_public_routes(
         inner,
         settings,
-        metadata=ResourceMetadata(challenge, settings.issuer, scopes),
+        metadata=ResourceMetadata(challenge, authorization_server, scopes),
         readiness=observed.readiness,
         metrics=observed.metrics,
         issuer=auth.issuer,
         mcp_path=MCP_PATH,
+        facade=facade.routes if facade else (),
     )
     wrap_lifespan(
         inner,
@@ -212,6 +225,36 @@ def wrap_lifespan(app: Starlette, running: Callable[[], AbstractAsyncContextMana
             yield
 
     app.router.lifespan_context = lifespan
+
+
+def interactive_login(
+    settings: Settings,
+    shared: Shared,
+    auth: Authentication,
+    keys: SigningKeys,
+    mcp_path: str,
+    scopes: list[str],
+) -> Facade:
+    """The login facade (OAUTH_PROXY) and, locally, the embedded issuer's managed login."""
+    from mcp_service.managed_login import local_users
+
+    base = settings.public_base_url
+    if auth.issuer is not None and not settings.cognito_domain:
+        auth.issuer.enable_login(
+            base_url=base, callbacks=[f"{base}/oauth/callback"], users=local_users(settings)
+        )
+    return build_facade(
+        settings,
+        keys=keys,
+        mcp_path=mcp_path,
+        scopes=scopes,
+        cognito=auth.authenticator.verifier,
+        redis=shared.redis,
+        sealer=shared.sealer,
+        revoked=auth.authenticator.revoked,
+        forget=auth.authenticator.forget,
+        http=auth.http,
+    )
 
 
 def layers(

@@ -82,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "revoke", help="refuse a token family (--jti) or a subject's tokens (--sub), fleet-wide"
     )
     target = revoke.add_mutually_exclusive_group(required=True)
-    target.add_argument("--jti", help="a token's jti, or a refresh token's (origin_jti)")
+    target.add_argument(
+        "--jti", help="a token's jti, a refresh token's (origin_jti) or a login session's family"
+    )
     target.add_argument("--sub", help="every token of this subject issued before now")
     target.add_argument("--list", action="store_true", help="show the revocations in force")
     revoke.add_argument("--reason", default="", help="why, kept with the revocation")
@@ -130,7 +132,7 @@ def _served(settings: Settings, args: argparse.Namespace) -> tuple[Settings, Ser
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    settings, served = _served(settings, args)
+    settings, served = _served(_local_base_url(settings, args.port), args)
     import uvicorn
 
     from mcp_service.edge import PROTOCOL, configure_edge
@@ -183,6 +185,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_base_url(settings: Settings, port: int) -> Settings:
+    """Locally, the login facade's issuer defaults to this server on loopback (workers read
+    it from the environment)."""
+    if not (settings.oauth_proxy_enabled and settings.embedded_issuer) or settings.public_base_url:
+        return settings
+    base = f"http://127.0.0.1:{port}"
+    os.environ["PUBLIC_BASE_URL"] = base
+    return settings.model_copy(update={"public_base_url": base})
+
+
 def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
     from observability.metrics import serve_metrics
 
@@ -218,6 +230,7 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "max_in_flight": settings.max_in_flight,
         "tool_timeout_seconds": settings.tool_timeout_seconds,
         "public_base_url": settings.public_base_url or "(from the request)",
+        "oauth_proxy": settings.oauth_proxy_enabled,
     }
     print(json.dumps(summary, indent=2))
     return 0

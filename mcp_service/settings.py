@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -101,6 +109,15 @@ def display_url(value: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class LocalUser(BaseModel):
+    """A person the embedded issuer's login page knows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password: SecretStr = Field(min_length=1)
+    groups: tuple[str, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -358,9 +375,10 @@ class Settings(BaseSettings):
         ge=2048,
         le=1_048_576,
         description="Bound in bytes on one request's header fields, each and together (431 "
-        "past it), applied by the HTTP parser before any code of ours runs; an unfinished "
-        "header is cut at it. Must leave room for a bearer token: at least MAX_TOKEN_BYTES + "
-        "1 KiB. The request line has its own bound of 8 KiB (414).",
+        "past it, counted with the request line's allowance of 8 KiB), applied before the "
+        "HTTP parser is fed past it; an unfinished header is cut at it. Must leave room for "
+        "a bearer token: at least MAX_TOKEN_BYTES + 1 KiB. The request target has its own "
+        "bound of 8 KiB (414).",
         json_schema_extra={"group": "Service"},
     )
     max_header_count: int = Field(
@@ -547,6 +565,105 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Embedded issuer"},
     )
 
+    local_users: Annotated[dict[str, LocalUser], NoDecode] = Field(
+        default_factory=dict,
+        description="People the embedded issuer's login page knows, a JSON object such as "
+        '`{"ada": {"password": "...", "groups": ["admins"]}}`. Empty: one user is generated and '
+        "its credentials written (mode 0600) to `local-user.json` beside "
+        "LOCAL_ISSUER_KEY_FILE, whose path (never the password) is logged.",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
+
+    # Interactive login: the authorization server facade (docs/oauth.md).
+    oauth_proxy: bool | None = Field(
+        default=None,
+        description="Serve an OAuth authorization server in front of Cognito (`/oauth/*`, RFC "
+        "8414 and OIDC discovery, DCR, Client ID Metadata Documents, consent), so MCP clients "
+        "can log a person in; its own tokens are accepted beside Cognito's. Unset: on with the "
+        "embedded issuer, off otherwise. Needs PUBLIC_BASE_URL (locally it defaults to "
+        "`http://127.0.0.1:<port>`).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cognito_domain: str = Field(
+        default="",
+        description="Base URL of the user pool's managed login, e.g. "
+        "`https://auth.example.com` or `https://<prefix>.auth.<region>.amazoncognito.com`, "
+        "where people sign in (`/oauth2/authorize`) and codes are exchanged "
+        "(`/oauth2/token`). Locally it defaults to PUBLIC_BASE_URL (the embedded issuer).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_client_id: str = Field(
+        default="",
+        description="The Cognito app client the facade signs people in with (authorization "
+        "code grant, its callback URL `<PUBLIC_BASE_URL>/oauth/callback`). Locally it defaults "
+        "to the embedded issuer's client.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret of OAUTH_PROXY_CLIENT_ID (empty for an app client without one). "
+        "Locally it defaults to the embedded issuer's client secret.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Scopes asked of Cognito, comma- or space-separated. Empty asks `openid` "
+        "and the scopes of REQUIRED_SCOPES and TOOL_SCOPES. The scopes Cognito grants are "
+        "the ones the facade's tokens carry.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_signing_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="PEM RSA private keys (2048 bits or more) the facade signs its tokens "
+        "with, separated by commas or newlines: the first signs, all are published at "
+        "`/oauth/jwks.json` (keep a retired key listed until its tokens expire). Required "
+        "outside local mode; locally a key is created (0600) beside LOCAL_ISSUER_KEY_FILE.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_access_token_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="Lifetime of the facade's access tokens, in seconds: short, since a "
+        "refresh token gets a new one.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_refresh_token_seconds: int = Field(
+        default=86_400,
+        ge=300,
+        le=31_536_000,
+        description="Lifetime of a login session (a refresh token family), in seconds, from "
+        "sign-in: rotation does not extend it. At most REVOCATION_TTL_SECONDS, so a revoked "
+        "session stays revoked for as long as it could live.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_consent_ttl_seconds: int = Field(
+        default=2_592_000,
+        ge=0,
+        le=31_536_000,
+        description="How long a person's approval of a client is remembered, in seconds "
+        "(`0`: ask every time).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_registration_rate_limit: str = Field(
+        default="10/minute",
+        description="Dynamic client registrations allowed per client address (notation as "
+        "RATE_LIMIT; counted per replica), or `off`.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cimd_allow_loopback: bool = Field(
+        default=False,
+        description="Fetch Client ID Metadata Documents from loopback addresses too (tests "
+        "only; refused in production). Private and link-local addresses stay refused.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cimd_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities trusted for Client ID Metadata "
+        "Documents instead of the system's (tests only; refused in production).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+
     # Rate limits and overload protection (docs/rate-limits.md). Limits use the notation of the
     # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
     rate_limit: str = Field(
@@ -655,6 +772,7 @@ class Settings(BaseSettings):
         "required_scopes",
         "cors_allow_origins",
         "local_issuer_scopes",
+        "oauth_proxy_scopes",
         mode="before",
     )
     @classmethod
@@ -675,7 +793,7 @@ class Settings(BaseSettings):
             raise ValueError("each secret needs 32 characters or more (e.g. openssl rand -hex 32)")
         return value
 
-    @field_validator("required_scopes", "local_issuer_scopes")
+    @field_validator("required_scopes", "local_issuer_scopes", "oauth_proxy_scopes")
     @classmethod
     def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for scope in value:
@@ -717,7 +835,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r}: give a non-empty list of group names, as in {example}")
         return {name: tuple(groups) for name, groups in value.items()}
 
-    @field_validator("rate_limit", "ip_rate_limit", "rate_limit_fallback")
+    @field_validator("local_users", mode="before")
+    @classmethod
+    def _local_users(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                value = None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object such as {"ada": {"password": "..."}}')
+        return value
+
+    @field_validator(
+        "rate_limit", "ip_rate_limit", "rate_limit_fallback", "oauth_registration_rate_limit"
+    )
     @classmethod
     def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
@@ -819,7 +951,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a user pool id such as us-east-1_AbCdEf123")
         return value
 
-    @field_validator("cognito_jwks_url", "token_url", "mcp_url", "public_base_url")
+    @field_validator(
+        "cognito_jwks_url", "token_url", "mcp_url", "public_base_url", "cognito_domain"
+    )
     @classmethod
     def _urls(cls, value: str) -> str:
         return _check_url(value.strip()).rstrip("/") if value.strip() else ""
@@ -908,6 +1042,25 @@ class Settings(BaseSettings):
         parts = urlsplit(self.mcp_url)
         return f"{parts.scheme}://{parts.netloc}/oauth2/token"
 
+    @property
+    def oauth_proxy_enabled(self) -> bool:
+        """OAUTH_PROXY, by default on with the embedded issuer only."""
+        return self.embedded_issuer if self.oauth_proxy is None else self.oauth_proxy
+
+    @property
+    def login_domain(self) -> str:
+        """COGNITO_DOMAIN, or locally the embedded issuer at PUBLIC_BASE_URL."""
+        return self.cognito_domain or (self.public_base_url if self.embedded_issuer else "")
+
+    @property
+    def login_client_id(self) -> str:
+        return self.oauth_proxy_client_id or (self.client_id if self.embedded_issuer else "")
+
+    @property
+    def login_client_secret(self) -> str:
+        secret = self.oauth_proxy_client_secret.get_secret_value()
+        return secret or (self.client_secret if self.embedded_issuer else "")
+
     # Per-command requirements ------------------------------------------------------------------
 
     def serve_warnings(self) -> list[Problem]:
@@ -948,6 +1101,10 @@ class Settings(BaseSettings):
             )
         if self.metrics_port and not self.metrics_enabled:
             problems.append(("METRICS_PORT", "is set but METRICS_ENABLED is false"))
+        if self.oauth_proxy_enabled:
+            problems.extend(self._oauth_proxy_problems())
+        elif self.app_env == "production":
+            problems.extend(self._test_only_problems())
         if self.embedded_issuer:
             problems.extend(self._embedded_issuer_problems(host))
             return problems
@@ -979,6 +1136,71 @@ class Settings(BaseSettings):
                 )
             )
         return problems
+
+    def _oauth_proxy_problems(self) -> list[Problem]:
+        """What the authorization server facade needs (OAUTH_PROXY on)."""
+        problems: list[Problem] = []
+        if not self.public_base_url and not self.embedded_issuer:
+            problems.append(
+                ("PUBLIC_BASE_URL", "required with OAUTH_PROXY: it is the facade's issuer")
+            )
+        base = urlsplit(self.public_base_url)
+        if base.scheme == "http" and (
+            self.app_env == "production" or base.hostname not in ("127.0.0.1", "localhost", "::1")
+        ):
+            problems.append(
+                ("PUBLIC_BASE_URL", "must be https with OAUTH_PROXY (http only on loopback)")
+            )
+        if base.path:
+            problems.append(("PUBLIC_BASE_URL", "must have no path with OAUTH_PROXY"))
+        if not self.embedded_issuer:
+            required = {
+                "COGNITO_DOMAIN": self.cognito_domain,
+                "OAUTH_PROXY_CLIENT_ID": self.oauth_proxy_client_id,
+                "OAUTH_PROXY_SIGNING_KEYS": self.oauth_proxy_signing_keys.get_secret_value(),
+            }
+            problems += [
+                (name, "required with OAUTH_PROXY") for name, value in required.items() if not value
+            ]
+        # On by default locally, it keeps its state in process without the secret.
+        if self.redis_url and not self.token_cache_secret and self.oauth_proxy:
+            problems.append(
+                (
+                    "TOKEN_CACHE_SECRET",
+                    "required with OAUTH_PROXY and REDIS_URL: the login state the replicas "
+                    "share is sealed with it",
+                )
+            )
+        if self.oauth_proxy_refresh_token_seconds > self.revocation_ttl_seconds:
+            problems.append(
+                (
+                    "OAUTH_PROXY_REFRESH_TOKEN_SECONDS",
+                    f"must be at most REVOCATION_TTL_SECONDS ({self.revocation_ttl_seconds}): "
+                    "a revoked session must stay revoked for as long as it can live",
+                )
+            )
+        if self.oauth_proxy_signing_keys.get_secret_value():
+            from mcp_service.oauth.keys import parse_signing_keys
+
+            try:
+                parse_signing_keys(self.oauth_proxy_signing_keys.get_secret_value())
+            except ValueError as exc:
+                problems.append(("OAUTH_PROXY_SIGNING_KEYS", str(exc)))
+        if self.cimd_ca_file is not None and not self.cimd_ca_file.is_file():
+            problems.append(("CIMD_CA_FILE", "is not a readable file"))
+        if self.app_env == "production":
+            problems.extend(self._test_only_problems())
+        return problems
+
+    def _test_only_problems(self) -> list[Problem]:
+        return [
+            (name, "is for tests only and refused in production")
+            for name, value in (
+                ("CIMD_ALLOW_LOOPBACK", self.cimd_allow_loopback),
+                ("CIMD_CA_FILE", self.cimd_ca_file),
+            )
+            if value
+        ]
 
     def _embedded_issuer_problems(self, host: str) -> list[Problem]:
         from mcp_service.netutil import is_loopback

@@ -32,7 +32,7 @@ from mcp_service.limiter import SubjectLimiter
 from mcp_service.policies import Policies
 from mcp_service.settings import Settings
 from mcp_service.shared import sealer_for, shared_redis
-from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from mcp_service.verifier import CognitoVerifier, OwnIssuer, VerifierConfig
 from observability.health import Readiness
 from observability.metrics import Metrics
 
@@ -141,9 +141,11 @@ def authenticate(
     *,
     scopes: Iterable[str],
     jwks_fetch: JwksFetch | None = None,
+    own: OwnIssuer | None = None,
 ) -> Authentication:
     """`scopes`: every scope a tool may need (the embedded issuer grants them all).
-    `jwks_fetch` replaces the JWKS download (tests, emulators)."""
+    `jwks_fetch` replaces the JWKS download (tests, emulators); `own` is the login facade's
+    issuer, accepted beside Cognito."""
     hooks = observed.hooks
     issuer = local_issuer(settings, scopes) if settings.embedded_issuer else None
     http = httpx.AsyncClient()
@@ -178,6 +180,7 @@ def authenticate(
             max_token_bytes=settings.max_token_bytes,
         ),
         jwks,
+        own=own,
     )
     token_store = None
     if shared.sealer is not None and settings.token_cache_l2:

@@ -153,6 +153,28 @@ def test_a_head_within_the_limits_is_served(edge: ServiceProcess) -> None:
     assert status == 200
 
 
+def test_pipelined_requests_larger_together_than_the_head_bound_are_all_served(
+    edge: ServiceProcess,
+) -> None:
+    """The head's bound counts one head: 48 whole requests in one write (~60 KiB, past the
+    40 KiB a head may take) are each answered."""
+    extra = [b"Authorization: Bearer " + token().encode(), b"Content-Type: application/json"]
+    extra += [b"Accept: application/json, text/event-stream", b"Content-Length: %d" % len(ADD)]
+    request = head(extra=extra) + ADD
+    count = 48
+    assert len(request) * count > 40 * 1024
+    with connect(edge) as sock:
+        sock.sendall(request * count)
+        data = b""
+        with contextlib.suppress(TimeoutError):
+            while data.count(b"HTTP/1.1 200 ") < count:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    assert data.count(b"HTTP/1.1 200 ") == count
+
+
 # Deadlines ------------------------------------------------------------------------------------
 
 

@@ -112,9 +112,7 @@ def test_a_bad_token_gets_401_invalid_token(server: ServiceProcess) -> None:
 def test_the_metadata_document_is_served(server: ServiceProcess, path: str) -> None:
     document = httpx.get(f"{server.url}{path}").json()
     assert document["resource"] == f"{server.url}/mcp"
-    assert document["authorization_servers"] == [
-        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_mcpLocal01"
-    ]
+    assert document["authorization_servers"] == [server.url]  # the login facade, locally
 
 
 def test_the_server_log_holds_no_token(server: ServiceProcess, token: str) -> None:
