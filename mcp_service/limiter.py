@@ -17,7 +17,7 @@ from typing import Any
 
 from cache.breaker import CircuitBreaker, Reconnect
 from cache.errors import RespError, RespUnavailable
-from cache.windows import MemoryWindows, RedisWindows, Usage
+from cache.windows import MemoryWindows, SharedWindows, Usage
 from mcp_service.limitkeys import subject_tag
 from mcp_service.policies import Policies
 from mcp_service.ratefields import Decision, Policy, retry_seconds
@@ -40,7 +40,7 @@ class SubjectLimiter:
     def __init__(
         self,
         policies: Policies,
-        redis: RedisWindows | None,
+        redis: SharedWindows | None,
         *,
         fail_open: bool = True,
         cooldown: float = 2.0,
