@@ -189,6 +189,14 @@ class SharedRedis:
         `SharedUnavailable` as `execute` does."""
         if self.client is None:
             raise SharedUnavailable("REDIS_URL is not set")
+        if isinstance(self.client, RedisCluster):
+            # Its pub/sub picks a node from the slot map, which a fresh client has not read.
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.client.initialize()
+            except (RedisError, OSError, TimeoutError) as exc:
+                await self._failed(exc)
+                raise SharedUnavailable(self.last_error) from None
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             subscription = Subscription(pubsub, self.timeout)
