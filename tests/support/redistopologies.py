@@ -112,8 +112,11 @@ class ClusterNodes:
 @contextlib.contextmanager
 def primary_and_replica(workdir: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
     """A primary and a replica of it, in sync."""
-    primary = RedisServer(workdir).start()
-    replica = RedisServer(workdir, options=("--replicaof", "127.0.0.1", str(primary.port)))
+    sync_now = ("--repl-diskless-sync-delay", "0")  # the default waits 5 s for more replicas
+    primary = RedisServer(workdir, options=sync_now).start()
+    replica = RedisServer(
+        workdir, options=("--replicaof", "127.0.0.1", str(primary.port), *sync_now)
+    )
     try:
         replica.start()
         client = redis.Redis(port=replica.port)
