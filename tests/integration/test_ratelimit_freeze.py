@@ -46,7 +46,7 @@ async def test_the_over_count_after_a_freeze_is_at_most_the_requests_in_flight(
             finally:
                 server.resume()
             deadline = time.monotonic() + 5
-            while not (await limiter.readiness()).state.value == "ok":
+            while (await limiter.readiness()).state.value != "ok":
                 assert time.monotonic() < deadline, "the limiter did not reconnect"
                 await asyncio.sleep(0.05)
             after = [await limiter.check(claims) for _ in range(AFTER)]
