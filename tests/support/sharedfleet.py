@@ -3,6 +3,7 @@ revocation reaching every replica, one budget per caller, one JWKS download."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,10 @@ from pathlib import Path
 from tests.support.pool import call_add
 from tests.support.processes import ServiceProcess, cli
 from tests.support.tokens import TokenFactory
+
+# Replicas in the fleets these tests start: two in CI (the time budget); more with
+# TEST_FLEET_SIZE=5, say, on a machine with cores to spare.
+FLEET_SIZE = int(os.environ.get("TEST_FLEET_SIZE", "2"))
 
 SHARED_SETTINGS = (
     "REDIS_URL",
