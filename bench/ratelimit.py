@@ -4,6 +4,8 @@
     uv run python bench/ratelimit.py --instructions   # CPU instructions per request (callgrind)
     uv run python bench/ratelimit.py --only stack     # one table: stack | subject | ip | accuracy
     uv run python bench/ratelimit.py --uvloop         # on uvloop, as uvicorn runs the service
+    REDIS_CLUSTER_URL=redis://127.0.0.1:7000 uv run python bench/ratelimit.py --only subject
+                                                      # adds the cluster rows
 
 The stack rows drive the whole ASGI app in process (a `tools/call` of `add` with a cached,
 verified token, as bench/callgrind.py sends it) with one limiter piece switched on at a time; the
@@ -367,6 +369,50 @@ async def subject_script_line() -> tuple[Op, Callable[[], Awaitable[None]]]:
         windows.close()
 
     return op, close
+
+
+# With REDIS_CLUSTER_URL (any node of a Redis Cluster), the cluster twin of the row above.
+REDIS_CLUSTER_URL = os.environ.get("REDIS_CLUSTER_URL", "")
+if REDIS_CLUSTER_URL:
+
+    @scenario("subject", "our script through ClusterWindows (cluster: one RedisLine per primary)")
+    async def subject_script_cluster() -> tuple[Op, Callable[[], Awaitable[None]]]:
+        from cache.cluster import ClusterWindows
+
+        windows = ClusterWindows(
+            RedisAddress.from_url(REDIS_CLUSTER_URL),
+            prefix=PREFIX,
+            reply_timeout=1,
+            connect_timeout=1,
+        )
+        await windows.connect()
+
+        async def op(_: int) -> None:
+            allowed, _usages = await windows.hit("{s:cluster}", LIMITS)
+            assert allowed
+
+        async def close() -> None:
+            windows.close()
+
+        return op, close
+
+    @scenario("subject", "our script through redis-py's RedisCluster (cluster)")
+    async def subject_script_redispy_cluster() -> tuple[Op, Callable[[], Awaitable[None]]]:
+        import redis.asyncio
+
+        client = redis.asyncio.RedisCluster.from_url(REDIS_CLUSTER_URL)
+        script = client.register_script(SCRIPT)
+        keys = window_keys((PREFIX + "{s:redispy-cluster}").encode(), LIMITS)
+        args = script_args(LIMITS, 1)
+
+        async def op(_: int) -> None:
+            allowed, _usages = outcome_of(await script(keys=keys, args=args), LIMITS)
+            assert allowed
+
+        async def close() -> None:
+            await client.aclose()
+
+        return op, close
 
 
 @scenario("subject", "in process: MemoryWindows (fallback, and no REDIS_URL)")
