@@ -22,7 +22,9 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
+    ClusterDownError,
     ConnectionError,
     MasterDownError,
     ReadOnlyError,
@@ -73,10 +75,13 @@ def create_redis(
 
 
 # Replies and failures after which no pooled connection is trusted: a failover demoted the node
-# (READONLY, MASTERDOWN), it is loading its data after a restart (LOADING), or the connection
-# was reset. The pool is emptied, so the next call connects afresh (ElastiCache's endpoint then
-# names the new primary; a cluster client re-reads its slot map).
+# (READONLY, MASTERDOWN; in a cluster MOVED, CLUSTERDOWN), it is loading its data after a
+# restart (LOADING), or the connection was reset. The pool is emptied, so the next call connects
+# afresh (ElastiCache's endpoint then names the new primary; a cluster client re-reads its slot
+# map).
 FAILOVER_ERRORS: tuple[type[Exception], ...] = (
+    AskError,  # MOVED too
+    ClusterDownError,
     ReadOnlyError,
     BusyLoadingError,
     ConnectionError,
@@ -172,6 +177,8 @@ class SharedRedis:
         """Remember how the call failed; after a failover-shaped failure, drop every pooled
         connection (bounded), so no later call goes to the node that refused."""
         self.last_error = describe(exc)
+        if isinstance(exc, AskError) and not isinstance(self.client, RedisCluster):
+            self.last_error = "MOVED: this Redis is a cluster node (set REDIS_CLUSTER=true)"
         if isinstance(exc, TimeoutError) or not _after_failover(exc):
             return
         client = self.client

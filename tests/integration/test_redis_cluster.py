@@ -163,6 +163,20 @@ async def test_a_migrating_slot_is_followed_by_ask_then_moved(cluster: ClusterNo
     assert on_target == b"4"
 
 
+async def test_a_cluster_used_without_cluster_mode_is_degraded_and_says_so(
+    cluster: ClusterNodes,
+) -> None:
+    states = set()
+    for node in cluster.nodes:  # the probe key's slot lives on one of them
+        service = make_service(redis_url=node.url, redis_key_prefix="elsewhere")
+        try:
+            result = await service.shared.readiness()
+        finally:
+            await service.shared.close()
+        states.add((result.state.value, "REDIS_CLUSTER=true" in result.detail))
+    assert states == {("ok", False), ("degraded", True)}
+
+
 async def test_readiness_is_degraded_while_one_primary_is_unreachable(
     cluster: ClusterNodes,
 ) -> None:
