@@ -335,13 +335,10 @@ async def subject_limits_sliding_hit() -> tuple[Op, Callable[[], Awaitable[None]
     return await _limits_aio("sliding", stats=False)
 
 
-@scenario("subject", "our script through redis-py's asyncio client (1)")
-async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
+async def _script_through(client: Any, tag: str) -> tuple[Op, Callable[[], Awaitable[None]]]:
+    """Our script's EVALSHA through a redis-py client (standalone or cluster)."""
     script = client.register_script(SCRIPT)
-    keys = window_keys((PREFIX + "{s:redispy}").encode(), LIMITS)
+    keys = window_keys((PREFIX + tag).encode(), LIMITS)
     args = script_args(LIMITS, 1)
 
     async def op(_: int) -> None:
@@ -352,6 +349,13 @@ async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
         await client.aclose()
 
     return op, close
+
+
+@scenario("subject", "our script through redis-py's asyncio client (1)")
+async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
+    import redis.asyncio
+
+    return await _script_through(redis.asyncio.Redis.from_url(REDIS_URL), "{s:redispy}")
 
 
 @scenario("subject", "our script through RedisLine (1, what the service uses)")
@@ -401,18 +405,7 @@ if REDIS_CLUSTER_URL:
         import redis.asyncio
 
         client = redis.asyncio.RedisCluster.from_url(REDIS_CLUSTER_URL)
-        script = client.register_script(SCRIPT)
-        keys = window_keys((PREFIX + "{s:redispy-cluster}").encode(), LIMITS)
-        args = script_args(LIMITS, 1)
-
-        async def op(_: int) -> None:
-            allowed, _usages = outcome_of(await script(keys=keys, args=args), LIMITS)
-            assert allowed
-
-        async def close() -> None:
-            await client.aclose()
-
-        return op, close
+        return await _script_through(client, "{s:redispy-cluster}")
 
 
 @scenario("subject", "in process: MemoryWindows (fallback, and no REDIS_URL)")

@@ -12,20 +12,19 @@ import httpx
 import pytest
 import redis
 
-from tests.faults.replicas import running_replicas
-from tests.support.pool import JWKS_PATH, call_add, pool_env
-from tests.support.processes import JwksServer, RedisServer, ServiceProcess, cli
+from tests.support.pool import call_add
+from tests.support.processes import RedisServer, cli
 from tests.support.sharedfleet import (
-    FLEET_SIZE,
+    Fleet,
     admitted_across,
+    fleet_on,
     operator_env,
     seconds_until_revoked_everywhere,
 )
-from tests.support.tokens import TokenFactory, jwks_of, rsa_key
+from tests.support.tokens import TokenFactory
 
 pytestmark = pytest.mark.redis
 
-SECRET = "acl-test-secret-" + "x" * 20
 ACL = (
     "user default off",
     "user admin on >admin-password ~* &* +@all",
@@ -40,26 +39,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer(jwks_of(rsa_key()), JWKS_PATH).running() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-def fleet(
-    server: RedisServer, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ServiceProcess]]:
-    env = pool_env(
-        jwks.url,
-        REDIS_URL=f"redis://svc:svc-password@127.0.0.1:{server.port}/0",
-        REDIS_KEY_PREFIX="tenant",
-        TOKEN_CACHE_SECRET=SECRET,
-        TOKEN_CACHE_L2="true",
-        RATE_LIMIT="10/minute",
-        IP_RATE_LIMIT="off",
-    )
-    with running_replicas(env, tmp_path_factory.mktemp("acl-fleet"), FLEET_SIZE) as replicas:
-        yield replicas
+def fleet(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    cwd = tmp_path_factory.mktemp("acl-fleet")
+    with fleet_on(f"redis://svc:svc-password@127.0.0.1:{server.port}/0", "tenant", cwd) as fleet:
+        yield fleet
 
 
 def admin(server: RedisServer) -> redis.Redis:
@@ -77,36 +60,32 @@ def test_the_user_is_refused_outside_the_prefix(server: RedisServer) -> None:
         user.close()
 
 
-def test_the_fleet_fetches_the_jwks_once(fleet: list[ServiceProcess], jwks: JwksServer) -> None:
+def test_the_fleet_fetches_the_jwks_once(fleet: Fleet) -> None:
     token = TokenFactory().token()
-    assert {call_add(replica.url, token).status_code for replica in fleet} == {200}
-    assert jwks.requests == 1
+    assert {call_add(replica.url, token).status_code for replica in fleet.replicas} == {200}
+    assert fleet.jwks.requests == 1
 
 
-def test_every_replica_is_ready_with_every_check_ok(fleet: list[ServiceProcess]) -> None:
-    for replica in fleet:
+def test_every_replica_is_ready_with_every_check_ok(fleet: Fleet) -> None:
+    for replica in fleet.replicas:
         body = httpx.get(f"{replica.url}/readyz", timeout=5).json()
         assert body["status"] == "ok", body
 
 
-def test_a_revocation_reaches_every_replica_within_a_second(
-    fleet: list[ServiceProcess], tmp_path: Path
-) -> None:
-    assert seconds_until_revoked_everywhere(fleet, tmp_path) < 1.0
-    listed = cli("revoke", "--list", env=operator_env(fleet[0].env), cwd=tmp_path)
+def test_a_revocation_reaches_every_replica_within_a_second(fleet: Fleet, tmp_path: Path) -> None:
+    assert seconds_until_revoked_everywhere(fleet.replicas, tmp_path) < 1.0
+    listed = cli("revoke", "--list", env=operator_env(fleet.replicas[0].env), cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert '"kind": "jti"' in listed.stdout
 
 
-def test_exactly_the_limit_is_admitted_across_the_fleet(fleet: list[ServiceProcess]) -> None:
-    assert admitted_across(fleet, 30) == 10
+def test_exactly_the_limit_is_admitted_across_the_fleet(fleet: Fleet) -> None:
+    assert admitted_across(fleet.replicas, 30) == 10
 
 
-def test_verified_tokens_are_shared_under_the_prefix(
-    fleet: list[ServiceProcess], server: RedisServer
-) -> None:
+def test_verified_tokens_are_shared_under_the_prefix(fleet: Fleet, server: RedisServer) -> None:
     token = TokenFactory().token()
-    assert call_add(fleet[0].url, token).status_code == 200
+    assert call_add(fleet.replicas[0].url, token).status_code == 200
     client = admin(server)
     try:
         keys = [key.decode() for key in client.scan_iter(count=1000)]

@@ -16,17 +16,19 @@ from redis.crc import key_slot
 from cache.cluster import ClusterWindows
 from cache.redisline import RedisAddress
 from cache.windows import parse_limits
-from tests.faults.replicas import running_replicas
-from tests.support.pool import JWKS_PATH, call_add, pool_env
-from tests.support.processes import JwksServer, ServiceProcess
+from tests.support.pool import call_add
 from tests.support.redistopologies import ClusterNodes
 from tests.support.service import make_service
-from tests.support.sharedfleet import FLEET_SIZE, admitted_across, seconds_until_revoked_everywhere
-from tests.support.tokens import TokenFactory, jwks_of, rsa_key
+from tests.support.sharedfleet import (
+    Fleet,
+    admitted_across,
+    fleet_on,
+    seconds_until_revoked_everywhere,
+)
+from tests.support.tokens import TokenFactory
 
 pytestmark = pytest.mark.redis
 
-SECRET = "cluster-test-secret-" + "x" * 20
 LIMIT = parse_limits("100/minute")
 
 
@@ -37,27 +39,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterNodes]:
 
 
 @pytest.fixture(scope="module")
-def jwks() -> Iterator[JwksServer]:
-    with JwksServer(jwks_of(rsa_key()), JWKS_PATH).running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fleet(
-    cluster: ClusterNodes, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ServiceProcess]]:
-    env = pool_env(
-        jwks.url,
-        REDIS_URL=cluster.url,
-        REDIS_CLUSTER="true",
-        REDIS_KEY_PREFIX="clu",
-        TOKEN_CACHE_SECRET=SECRET,
-        TOKEN_CACHE_L2="true",
-        RATE_LIMIT="10/minute",
-        IP_RATE_LIMIT="off",
-    )
-    with running_replicas(env, tmp_path_factory.mktemp("cluster-fleet"), FLEET_SIZE) as replicas:
-        yield replicas
+def fleet(cluster: ClusterNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    cwd = tmp_path_factory.mktemp("cluster-fleet")
+    with fleet_on(cluster.url, "clu", cwd, REDIS_CLUSTER="true") as fleet:
+        yield fleet
 
 
 async def windows_on(cluster: ClusterNodes) -> ClusterWindows:
@@ -71,28 +56,24 @@ async def windows_on(cluster: ClusterNodes) -> ClusterWindows:
     return windows
 
 
-def test_a_fleet_cold_start_fetches_the_jwks_once(
-    fleet: list[ServiceProcess], jwks: JwksServer
-) -> None:
+def test_a_fleet_cold_start_fetches_the_jwks_once(fleet: Fleet) -> None:
     token = TokenFactory().token()
-    assert {call_add(replica.url, token).status_code for replica in fleet} == {200}
-    assert jwks.requests == 1
+    assert {call_add(replica.url, token).status_code for replica in fleet.replicas} == {200}
+    assert fleet.jwks.requests == 1
 
 
-def test_a_revocation_reaches_every_replica_within_a_second(
-    fleet: list[ServiceProcess], tmp_path: Path
-) -> None:
-    assert seconds_until_revoked_everywhere(fleet, tmp_path) < 1.0
+def test_a_revocation_reaches_every_replica_within_a_second(fleet: Fleet, tmp_path: Path) -> None:
+    assert seconds_until_revoked_everywhere(fleet.replicas, tmp_path) < 1.0
 
 
-def test_exactly_the_limit_is_admitted_across_the_fleet(fleet: list[ServiceProcess]) -> None:
-    assert admitted_across(fleet, 30) == 10
+def test_exactly_the_limit_is_admitted_across_the_fleet(fleet: Fleet) -> None:
+    assert admitted_across(fleet.replicas, 30) == 10
 
 
-def test_every_replica_is_ready_on_every_primary(fleet: list[ServiceProcess]) -> None:
+def test_every_replica_is_ready_on_every_primary(fleet: Fleet) -> None:
     import httpx
 
-    for replica in fleet:
+    for replica in fleet.replicas:
         body = httpx.get(f"{replica.url}/readyz", timeout=5).json()
         assert body["status"] == "ok", body
 

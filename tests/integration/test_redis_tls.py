@@ -26,19 +26,26 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture(scope="module")
-def server(files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with tls_server(
-        tmp_path_factory.mktemp("tls-redis"), files, clients_need_certificates=False
-    ) as redis_server:
-        yield redis_server
+def servers(
+    files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RedisServer]]:
+    """A TLS-only server, and one that also wants a client certificate."""
+    directory = tmp_path_factory.mktemp("tls-redis")
+    with (
+        tls_server(directory, files, clients_need_certificates=False) as plain,
+        tls_server(directory, files, clients_need_certificates=True) as mutual,
+    ):
+        yield {"server": plain, "mutual": mutual}
 
 
 @pytest.fixture(scope="module")
-def mutual(files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with tls_server(
-        tmp_path_factory.mktemp("mtls-redis"), files, clients_need_certificates=True
-    ) as redis_server:
-        yield redis_server
+def server(servers: dict[str, RedisServer]) -> RedisServer:
+    return servers["server"]
+
+
+@pytest.fixture(scope="module")
+def mutual(servers: dict[str, RedisServer]) -> RedisServer:
+    return servers["mutual"]
 
 
 async def readiness(**settings: Any) -> dict[str, str]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.pool import call_add
-from tests.support.processes import ServiceProcess, cli
-from tests.support.tokens import TokenFactory
+from tests.faults.replicas import running_replicas
+from tests.support.pool import JWKS_PATH, call_add, pool_env
+from tests.support.processes import JwksServer, ServiceProcess, cli
+from tests.support.tokens import TokenFactory, jwks_of, rsa_key
 
 # Replicas in the fleets these tests start: two in CI (the time budget); more with
 # TEST_FLEET_SIZE=5, say, on a machine with cores to spare.
@@ -61,3 +64,31 @@ def admitted_across(fleet: Sequence[ServiceProcess], calls: int) -> int:
     statuses = [call_add(fleet[n % len(fleet)].url, token).status_code for n in range(calls)]
     assert set(statuses) <= {200, 429}, statuses
     return statuses.count(200)
+
+
+SECRET = "shared-fleet-test-secret-" + "x" * 16
+
+
+@dataclass(frozen=True)
+class Fleet:
+    replicas: list[ServiceProcess]
+    jwks: JwksServer  # counts the fleet's JWKS downloads
+
+
+@contextmanager
+def fleet_on(redis_url: str, prefix: str, cwd: Path, **settings: str) -> Iterator[Fleet]:
+    """FLEET_SIZE replicas sharing `redis_url` under `prefix` (sealed JWKS, token L2,
+    revocations, `10/minute` per caller), and the JWKS endpoint they count fetches on."""
+    jwks = JwksServer(jwks_of(rsa_key()), JWKS_PATH)
+    env = pool_env(
+        jwks.url,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=prefix,
+        TOKEN_CACHE_SECRET=SECRET,
+        TOKEN_CACHE_L2="true",
+        RATE_LIMIT="10/minute",
+        IP_RATE_LIMIT="off",
+        **settings,
+    )
+    with jwks.running(), running_replicas(env, cwd, FLEET_SIZE) as replicas:
+        yield Fleet(replicas, jwks)
