@@ -5,7 +5,10 @@ and go through the gate's circuit breaker (cache.breaker): while Redis is down t
 once, and after the cool-off one probe finds out whether it is back. None of them raises into a
 request: a failed or skipped call returns the caller's default. The calls that need an answer
 (`execute`: the revocation CLI, the listener's reload) and the pub/sub subscription raise
-`SharedUnavailable` instead, and leave retrying to their caller's own breaker.
+`SharedUnavailable` instead, and leave retrying to their caller's own breaker. After a failure
+shaped like a failover (`READONLY`, `LOADING`, `MASTERDOWN`, `MOVED`, a reset) every pooled
+connection is dropped, so nothing keeps talking to a demoted node. The client is redis-py's
+`Redis`, or its `RedisCluster` with REDIS_CLUSTER=true.
 """
 
 from __future__ import annotations
@@ -219,9 +222,9 @@ class SharedRedis:
             self.on_operation(operation, outcome, seconds)
 
     async def readiness(self) -> CheckResult:
-        """Readiness: a PING through the gate, so the breaker hears the answer. Redis down is
-        degraded, not down: tokens are verified locally, and a 503 here would empty the load
-        balancer of every replica at once."""
+        """Readiness: a write probe through the gate, so the breaker hears the answer. Redis
+        down, or refusing writes, is degraded, not down: tokens are verified locally, and a 503
+        here would empty the load balancer of every replica at once."""
         if await self.run("ping", self._probe, False):
             return CheckResult.ok("reachable, accepts writes")
         if self.last_error.startswith(("ReadOnlyError", "MasterDownError", "BusyLoadingError")):
@@ -230,8 +233,8 @@ class SharedRedis:
         return CheckResult.degraded(f"unreachable ({self.last_error}; breaker {state}); fail-open")
 
     async def _probe(self, client: Client) -> bool:
-        """PING every primary (one in standalone mode) and write a short-lived key: a node
-        that a failover demoted still answers PING, but refuses the write."""
+        """Write a short-lived key (a node that a failover demoted still answers PING, but
+        refuses the write); in a cluster, PING every primary first."""
         if isinstance(client, RedisCluster):
             await client.ping(target_nodes=RedisCluster.PRIMARIES)
         await client.set(self.key("ready"), b"1", px=READY_PROBE_MS)
