@@ -31,6 +31,7 @@ from redis.exceptions import (
     ConnectionError,
     MasterDownError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
 )
@@ -48,6 +49,9 @@ READY_PROBE_MS = 30_000  # the readiness probe's key expires on its own
 
 
 Client = Redis | RedisCluster
+# What a call to Redis can fail with: redis-py's errors (its cluster client's "cannot connect"
+# is not a RedisError), the OS's, and the gate's own timeout.
+FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 def create_redis(
@@ -144,7 +148,7 @@ class SharedRedis:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await call(client)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except FAILURES as exc:
             self.breaker.failed()
             self._report(operation, "error", time.perf_counter() - started)
             await self._failed(exc)
@@ -172,7 +176,7 @@ class SharedRedis:
         try:
             async with asyncio.timeout(self.timeout if seconds is None else seconds):
                 return await call(client)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except FAILURES as exc:
             await self._failed(exc)
             raise SharedUnavailable(self.last_error) from None
 
@@ -204,7 +208,7 @@ class SharedRedis:
             try:
                 async with asyncio.timeout(self.timeout):
                     await self.client.initialize()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 await self._failed(exc)
                 raise SharedUnavailable(self.last_error) from None
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
@@ -265,7 +269,7 @@ class Subscription:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._pubsub.subscribe(channel)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except FAILURES as exc:
             raise SharedUnavailable(type(exc).__name__) from None
 
     async def message(self, wait: float) -> bytes | None:
@@ -276,7 +280,7 @@ class Subscription:
         while (left := deadline - loop.time()) > 0:
             try:
                 message = await self._pubsub.get_message(timeout=left)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 raise SharedUnavailable(type(exc).__name__) from None
             if message is not None and message.get("type") == "message":
                 data = message["data"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import RedisServer
-from tests.support.redistopologies import TlsFiles, make_tls_files, tls_server
+from tests.support.redistopologies import ClusterNodes, TlsFiles, make_tls_files, tls_server
 from tests.support.service import make_service
 
 pytestmark = pytest.mark.redis
@@ -122,3 +122,12 @@ def test_check_config_refuses_an_unreadable_ca_file(tmp_path: Path, server: Redi
 
     settings = make_settings(redis_url=server.url, redis_tls_ca_file=str(tmp_path / "missing.pem"))
     assert [name for name, _ in settings.serve_problems()] == ["REDIS_TLS_CA_FILE"]
+
+
+async def test_a_tls_cluster_with_a_private_ca_is_trusted_by_every_connection(
+    files: TlsFiles, tmp_path: Path
+) -> None:
+    with ClusterNodes(tmp_path, tls=files) as cluster:
+        settings = {"redis_url": cluster.url, "redis_cluster": True}
+        assert await readiness(**settings, redis_tls_ca_file=str(files.ca)) == BOTH_OK
+        assert await readiness(**settings) == BOTH_DEGRADED

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from cryptography import x509
@@ -43,19 +44,24 @@ def free_cluster_port() -> int:
 
 
 class ClusterNodes:
-    """`size` primaries (no replicas) joined by `redis-cli --cluster create`."""
+    """`size` primaries (no replicas) joined by `redis-cli --cluster create`; with `tls`, TLS
+    only, the cluster bus included, with the certificates of `tls`."""
 
-    def __init__(self, workdir: Path, size: int = 3) -> None:
+    def __init__(self, workdir: Path, size: int = 3, tls: TlsFiles | None = None) -> None:
+        self.tls = tls
+        secure = () if tls is None else (*tls_options(tls, False), "--tls-cluster", "yes")
         self.nodes = [
             RedisServer(
                 workdir,
                 port=(port := free_cluster_port()),
+                tls=tls is not None,
                 options=(
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     str(workdir / f"nodes-{port}.conf"),
                     *FAST,
+                    *secure,
                 ),
             )
             for _ in range(size)
@@ -66,7 +72,12 @@ class ClusterNodes:
         return self.nodes[0].url
 
     def client(self) -> redis.RedisCluster:
-        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, **self._tls())
+
+    def _tls(self) -> dict[str, Any]:
+        if self.tls is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": str(self.tls.ca)}
 
     def start(self) -> ClusterNodes:
         for node in self.nodes:
@@ -75,11 +86,13 @@ class ClusterNodes:
         if cli is None:
             raise RuntimeError("redis-cli is not installed")
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        secure = [] if self.tls is None else ["--tls", "--cacert", str(self.tls.ca)]
+        create = ["--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [cli, *secure, *create],
             check=True,
             capture_output=True,
-            timeout=60,
+            timeout=30,
         )
         deadline = time.monotonic() + 20
         while not all(self._ok(node) for node in self.nodes):
@@ -88,9 +101,8 @@ class ClusterNodes:
             time.sleep(0.1)
         return self
 
-    @staticmethod
-    def _ok(node: RedisServer) -> bool:
-        client = redis.Redis(port=node.port)
+    def _ok(self, node: RedisServer) -> bool:
+        client = redis.Redis(port=node.port, **self._tls())
         try:
             return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
         except redis.RedisError:
@@ -227,10 +239,9 @@ def _leaf(
             critical=False,
         )
     usage = x509.oid.ExtendedKeyUsageOID
-    builder = builder.add_extension(
-        x509.ExtendedKeyUsage([usage.SERVER_AUTH if server else usage.CLIENT_AUTH]),
-        critical=False,
-    )
+    # A server's certificate is also what a cluster node shows when it connects to its peers.
+    uses = [usage.SERVER_AUTH, usage.CLIENT_AUTH] if server else [usage.CLIENT_AUTH]
+    builder = builder.add_extension(x509.ExtendedKeyUsage(uses), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
@@ -259,19 +270,20 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
+def tls_options(files: TlsFiles, clients_need_certificates: bool) -> tuple[str, ...]:
+    """`redis-server` options for TLS with the CA's server certificate."""
+    return (
+        "--tls-cert-file",
+        str(files.server_cert),
+        "--tls-key-file",
+        str(files.server_key),
+        "--tls-ca-cert-file",
+        str(files.ca),
+        "--tls-auth-clients",
+        "yes" if clients_need_certificates else "no",
+    )
+
+
 def tls_server(directory: Path, files: TlsFiles, *, clients_need_certificates: bool) -> RedisServer:
     """A TLS-only redis-server with the CA's server certificate."""
-    return RedisServer(
-        directory,
-        tls=True,
-        options=(
-            "--tls-cert-file",
-            str(files.server_cert),
-            "--tls-key-file",
-            str(files.server_key),
-            "--tls-ca-cert-file",
-            str(files.ca),
-            "--tls-auth-clients",
-            "yes" if clients_need_certificates else "no",
-        ),
-    )
+    return RedisServer(directory, tls=True, options=tls_options(files, clients_need_certificates))
