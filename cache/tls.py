@@ -105,7 +105,8 @@ def describe(error: BaseException) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            return f"{name}: TLS certificate not trusted ({current.verify_message})"
+            reason = getattr(current, "verify_message", "") or "certificate verify failed"
+            return f"{name}: TLS certificate not trusted ({reason})"
         text = str(current)
         marker = "certificate verify failed"
         if marker in text:
