@@ -1,9 +1,12 @@
-"""Two replicas starting together against a real Redis: one JWKS download, every time."""
+"""Two replicas starting together against a real Redis: one JWKS download, every time, wherever
+the second replica's lock attempt falls in the first one's fetch (before it, during it, or just
+after the first stored the keys and released the lock)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -19,13 +22,19 @@ from tests.support.tokens import rsa_key
 pytestmark = pytest.mark.redis
 
 COLD_STARTS = 24
-STAGGER = 0.0004  # seconds between the two starts grow by this each time: some land on the
-# moment the first replica has stored its download and released the lock
+STEP = 0.0005  # seconds: the second replica's lock attempt comes this much later each time
 
 
-async def later(cache: JwksCache, delay: float) -> None:
-    await asyncio.sleep(delay)
-    await cache.refresh()
+class LateLock(SharedJwks):
+    """A replica whose lock attempt comes `delay` seconds after it found no shared copy."""
+
+    def __init__(self, *args: Any, delay: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+
+    async def try_lock(self) -> bool:
+        await asyncio.sleep(self.delay)
+        return await super().try_lock()
 
 
 async def test_every_cold_start_of_two_replicas_fetches_the_jwks_once(
@@ -34,20 +43,19 @@ async def test_every_cold_start_of_two_replicas_fetches_the_jwks_once(
     fetches = []
     for start in range(COLD_STARTS):
         endpoint = Endpoint(rsa_key())
+        endpoint.delay = 0.002  # the download itself
         clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(2)]
         prefix = f"{redis_prefix}:{start}-{uuid.uuid4().hex[:6]}"
-        fleet = [
-            JwksCache(
-                endpoint,
-                shared=SharedJwks(
-                    SharedRedis(client, prefix=prefix, breaker=CircuitBreaker(threshold=100)),
-                    Sealer((SECRET,)),
-                    JWKS_URL,
-                ),
-            )
+        gates = [
+            SharedRedis(client, prefix=prefix, breaker=CircuitBreaker(threshold=100))
             for client in clients
         ]
-        await asyncio.gather(fleet[0].refresh(), later(fleet[1], start * STAGGER))
+        first = JwksCache(endpoint, shared=SharedJwks(gates[0], Sealer((SECRET,)), JWKS_URL))
+        second = JwksCache(
+            endpoint,
+            shared=LateLock(gates[1], Sealer((SECRET,)), JWKS_URL, delay=start * STEP),
+        )
+        await asyncio.gather(first.refresh(), second.refresh())
         fetches.append(endpoint.fetches)
         for client in clients:
             await client.aclose()
