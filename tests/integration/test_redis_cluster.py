@@ -4,6 +4,7 @@ readiness looks at every primary."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -144,11 +145,59 @@ async def test_a_migrating_slot_is_followed_by_ask_then_moved(cluster: ClusterNo
     assert on_target == b"4"
 
 
+async def test_after_a_failover_every_path_follows_the_new_primary(cluster: ClusterNodes) -> None:
+    """The primary of a caller's slot is demoted (`CLUSTER FAILOVER` on its new replica): the
+    rate limiter gets MOVED to a node it has no connection to, counts in process meanwhile,
+    reads the slot map again and counts on the new primary; the shared caches' client follows
+    too. Leaves the module's cluster healthy, its first node a replica."""
+    admin = cluster.client()
+    old = cluster.nodes[0]
+    subject = next(
+        f"failover-{n}"
+        for n in range(1000)
+        if admin.get_node_from_key(f"fo:rl:{{s:failover-{n}}}").port == old.port
+    )
+    admin.close()
+    service = make_service(
+        redis_url=cluster.url,
+        redis_cluster=True,
+        rate_limit="100/minute",
+        rate_limit_key_prefix="fo:rl:",
+        rate_limit_redis_cooldown_seconds=0.2,
+    )
+    limiter = service.limiter
+    assert limiter is not None
+    await limiter.start()
+    claims = {"sub": subject, "client_id": "c"}
+    try:
+        assert (await limiter.check(claims)).outcome == "allowed"
+        promoted = cluster.add_replica(old)
+        cluster.fail_over_to(promoted)
+        outcomes = []
+        deadline = time.monotonic() + 10
+        while not outcomes or outcomes[-1] != "allowed":
+            assert time.monotonic() < deadline, outcomes
+            outcomes.append((await limiter.check(claims)).outcome)
+            await asyncio.sleep(0.05)
+        readiness = await service.shared.readiness()
+    finally:
+        await limiter.close()
+        await service.shared.close()
+    direct = redis.Redis(port=promoted.port)
+    try:
+        counted = direct.get(f"fo:rl:{{s:{subject}}}:60")
+    finally:
+        direct.close()
+    assert set(outcomes[:-1]) <= {"fallback_allowed"}
+    assert counted is not None and int(counted) >= 2  # the first hit, replicated, and the last
+    assert readiness.state.value == "ok", readiness
+
+
 async def test_a_cluster_used_without_cluster_mode_is_degraded_and_says_so(
     cluster: ClusterNodes,
 ) -> None:
     states = set()
-    for node in cluster.nodes:  # the probe key's slot lives on one of them
+    for node in [*cluster.nodes, *cluster.replicas]:  # one serves the probe key's slot
         service = make_service(redis_url=node.url, redis_key_prefix="elsewhere")
         try:
             result = await service.shared.readiness()

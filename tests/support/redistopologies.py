@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.processes import RedisServer, free_port
 
-FAST = ("--cluster-node-timeout", "2000")
+FAST = ("--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
 
 
 def _free(port: int) -> bool:
@@ -66,6 +66,7 @@ class ClusterNodes:
             )
             for _ in range(size)
         ]
+        self.replicas: list[RedisServer] = []
 
     @property
     def url(self) -> str:
@@ -110,8 +111,60 @@ class ClusterNodes:
         finally:
             client.close()
 
+    def add_replica(self, primary: RedisServer) -> RedisServer:
+        """A new node, joined as a replica of `primary` and in sync with it."""
+        replica = RedisServer(
+            primary.workdir,
+            port=(port := free_cluster_port()),
+            options=(
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(primary.workdir / f"nodes-{port}.conf"),
+                *FAST,
+            ),
+        )
+        self.replicas.append(replica.start())
+        cli = shutil.which("redis-cli") or "redis-cli"
+        join = [f"127.0.0.1:{port}", f"127.0.0.1:{primary.port}", "--cluster-slave"]
+        subprocess.run(
+            [cli, "--cluster", "add-node", *join], check=True, capture_output=True, timeout=30
+        )
+        client, known_by = redis.Redis(port=port), redis.Redis(port=primary.port)
+        try:
+            primary_id = known_by.execute_command("CLUSTER", "MYID")
+            deadline = time.monotonic() + 20
+            # In sync, and known to its primary as its replica (a manual failover needs both).
+            while client.info("replication").get("master_link_status") != "up" or not (
+                known_by.execute_command("CLUSTER", "REPLICAS", primary_id)
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the cluster replica did not sync")
+                time.sleep(0.05)
+        finally:
+            client.close()
+            known_by.close()
+        return replica
+
+    @staticmethod
+    def fail_over_to(replica: RedisServer) -> None:
+        """`CLUSTER FAILOVER` on a replica: it is promoted, its primary demoted."""
+        client = redis.Redis(port=replica.port)
+        try:
+            deadline = time.monotonic() + 20
+            asked = 0.0
+            while client.info("replication").get("role") != "master":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the failover did not happen")
+                if time.monotonic() - asked > 3:  # a manual failover gives up after 5 s
+                    client.execute_command("CLUSTER", "FAILOVER")
+                    asked = time.monotonic()
+                time.sleep(0.05)
+        finally:
+            client.close()
+
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.replicas]:
             node.kill()
 
     def __enter__(self) -> ClusterNodes:
