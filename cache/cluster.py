@@ -129,10 +129,15 @@ class ClusterWindows:
             if verb == "MOVED":  # a failover or a resharding: the slot lives there now
                 self._owners[slot] = node
                 return await target.call(command)
-            asking = target.call(pack(b"ASKING"))  # pipelined: ASKING, then the command
-            reply = target.call(command)
-            await asking
-            return await reply
+            # Pipelined: ASKING, then the command; both answers awaited, so neither failure is
+            # left unretrieved.
+            answers: tuple[Any, ...] = await asyncio.gather(
+                target.call(pack(b"ASKING")), target.call(command), return_exceptions=True
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+            return answers[1]
         line.close()  # READONLY, CLUSTERDOWN, TRYAGAIN, LOADING...: reconnect before trusting it
         raise RespUnavailable(f"Redis cluster refused the rate-limit script: {verb}")
 
