@@ -6,7 +6,9 @@ of that subject issued before the revocation, as Cognito's global sign-out does;
 work). Entries live in Redis for `ttl` seconds, the longest a token can live, and are announced
 on one pub/sub channel. Each replica keeps a `RevocationSet` in memory (the hot path asks it,
 never Redis), applies announcements as they come, and reloads the whole set whenever its
-subscription (re)connects and every `reload_interval` seconds.
+subscription (re)connects and every `reload_interval` seconds. The set carries a generation
+(`StoredRevocations`), by which a replica tells a set Redis lost from one an operator edited,
+and writes back what Redis lost (`RevocationListener`).
 """
 
 from __future__ import annotations
