@@ -243,6 +243,8 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     if not settings.redis_url:
         _config_failure([("REDIS_URL", "required: revocations are shared through Redis")])
+    if problems := settings.redis_problems():
+        _config_failure(problems)
     configure_logging(settings.log_level, sys.stderr)
     kind: Kind = "jti" if args.jti else "sub"
     value: str = args.jti or args.sub or ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,6 +28,9 @@ from pydantic_settings import SettingsError as SourceError
 
 from mcp_service.errors import Problem, SettingsError
 from mcp_service.upstreamconfig import Upstream, parse_upstreams
+
+if TYPE_CHECKING:
+    from cache.tls import RedisTls
 
 __all__ = ["Problem", "Settings", "SettingsError", "load_settings"]
 
@@ -431,6 +434,37 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="First part of every Redis key and channel the service uses "
         "(`<prefix>:v1:...`), so that several deployments can share one Redis.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="Redis runs in cluster mode (ElastiCache cluster mode enabled): REDIS_URL "
+        "names the configuration endpoint or any node; the slot map is read from it, `MOVED` "
+        "and `ASK` are followed, and the rate limiter keeps one connection per primary.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_ca_file: str = Field(
+        default="",
+        description="PEM bundle of the CA(s) that sign the Redis server certificate (a private "
+        "CA); empty uses the URL's `ssl_ca_certs`, else the system trust store. Needs a "
+        "`rediss://` REDIS_URL; every Redis connection (rate limiter included) uses it.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_cert_file: str = Field(
+        default="",
+        description="PEM client certificate for mutual TLS to Redis (with REDIS_TLS_KEY_FILE); "
+        "empty uses the URL's `ssl_certfile`, else none.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_key_file: str = Field(
+        default="",
+        description="PEM private key of REDIS_TLS_CERT_FILE; empty uses the URL's `ssl_keyfile`.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_verify: Literal["required", "none"] = Field(
+        default="required",
+        description="Whether the Redis server certificate and host name are checked. `none` "
+        "(also `ssl_cert_reqs=none` in the URL) is refused with APP_ENV=production.",
         json_schema_extra={"group": "Redis"},
     )
     # 1 s: under wrk -c32 a replica's event loop runs up to ~0.3 s late (bench/redis_timeouts.py)
@@ -1008,6 +1042,66 @@ class Settings(BaseSettings):
         return self.cognito_jwks_url or f"{self.issuer}/.well-known/jwks.json"
 
     @property
+    def redis_tls(self) -> RedisTls | None:
+        """The TLS of every Redis connection (None unless REDIS_URL is `rediss://`)."""
+        from cache.tls import RedisTls
+
+        return RedisTls.of(
+            self.redis_url,
+            ca_file=self.redis_tls_ca_file,
+            cert_file=self.redis_tls_cert_file,
+            key_file=self.redis_tls_key_file,
+            verify=self.redis_tls_verify if self.redis_tls_verify == "none" else None,
+        )
+
+    def redis_problems(self) -> list[Problem]:
+        """Redis settings that parse but cannot work together (checked by `serve`,
+        `check-config` and `revoke`)."""
+        tls_files = {
+            "REDIS_TLS_CA_FILE": self.redis_tls_ca_file,
+            "REDIS_TLS_CERT_FILE": self.redis_tls_cert_file,
+            "REDIS_TLS_KEY_FILE": self.redis_tls_key_file,
+        }
+        problems: list[Problem] = []
+        if self.redis_cluster:
+            parts = urlsplit(self.redis_url)
+            if not self.redis_url or parts.scheme == "unix":
+                problems.append(("REDIS_CLUSTER", "needs a redis:// or rediss:// REDIS_URL"))
+            elif parts.path.strip("/") not in ("", "0"):
+                problems.append(("REDIS_URL", "cluster mode has database 0 only"))
+        tls = self.redis_tls
+        if tls is None:
+            named = [name for name, value in tls_files.items() if value]
+            if self.redis_tls_verify == "none":
+                named.append("REDIS_TLS_VERIFY")
+            return problems + [(name, "needs a rediss:// REDIS_URL (TLS)") for name in named]
+        if not tls.verify and self.app_env == "production":
+            problems.append(
+                (
+                    "REDIS_TLS_VERIFY",
+                    "none (or ssl_cert_reqs=none in REDIS_URL) is refused in production: "
+                    "anyone on the path could read and write the shared state",
+                )
+            )
+        if tls.key_file and not tls.cert_file:
+            problems.append(("REDIS_TLS_CERT_FILE", "required with REDIS_TLS_KEY_FILE"))
+        for name, path in (
+            ("REDIS_TLS_CA_FILE", tls.ca_file),
+            ("REDIS_TLS_CERT_FILE", tls.cert_file),
+            ("REDIS_TLS_KEY_FILE", tls.key_file),
+        ):
+            if path and not Path(path).is_file():
+                problems.append((name, f"{path} is not a readable file"))
+        if not problems:
+            import ssl
+
+            try:
+                tls.context()
+            except (OSError, ssl.SSLError) as exc:
+                problems.append(("REDIS_TLS_CA_FILE", f"cannot be used for TLS: {exc}"))
+        return problems
+
+    @property
     def rate_limit_prefix(self) -> str:
         """RATE_LIMIT_KEY_PREFIX, or the rate-limit keys' place under REDIS_KEY_PREFIX."""
         return self.rate_limit_key_prefix or f"{self.redis_key_prefix}:v1:rl:"
@@ -1078,7 +1172,7 @@ class Settings(BaseSettings):
         return warnings
 
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
-        problems: list[Problem] = []
+        problems: list[Problem] = self.redis_problems()
         if self.max_connections:
             from mcp_service.edge import default_max_connections
 

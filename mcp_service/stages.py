@@ -8,6 +8,7 @@ through `running()`, what it starts and stops with the app.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from cache.cluster import ClusterWindows
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
 from cache.jwks_store import SharedJwks
 from cache.redis import SharedRedis
@@ -22,7 +24,7 @@ from cache.redisline import RedisAddress
 from cache.revocations import Revocation, RevocationListener, RevocationSet, RevocationStore
 from cache.seal import Sealer
 from cache.tokens import LocalTokenCache, SharedTokenStore
-from cache.windows import RedisWindows, parse_limits
+from cache.windows import RedisWindows, SharedWindows, parse_limits
 from mcp_service.authenticator import Authenticator
 from mcp_service.errors import Reason
 from mcp_service.hooks import Hooks
@@ -256,11 +258,16 @@ def limit(settings: Settings, observed: Observed) -> Limits:
         fallback=parse_limits(settings.rate_limit_fallback) if settings.rate_limit_fallback else (),
         tool_costs=settings.rate_limit_tool_costs,
     )
-    redis = None
+    redis: SharedWindows | None = None
     if settings.redis_url:
         timeout = settings.rate_limit_redis_timeout_seconds
-        redis = RedisWindows(
-            RedisAddress.from_url(settings.redis_url),
+        address = RedisAddress.from_url(settings.redis_url)
+        tls = settings.redis_tls
+        if tls is not None:
+            address = dataclasses.replace(address, context=tls.context())
+        counters = ClusterWindows if settings.redis_cluster else RedisWindows
+        redis = counters(
+            address,
             prefix=settings.rate_limit_prefix,
             reply_timeout=timeout,
             connect_timeout=max(1.0, timeout),

@@ -25,9 +25,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from redis.asyncio import Redis
 
-from cache.redis import SharedRedis
+from cache.redis import Client, SharedRedis
 
 Record = dict[str, Any]
 PRUNE_AT = 10_000
@@ -219,7 +218,7 @@ class RedisState(LoginState):
         key = self.key(kind, name)
         sealed = self.box.seal(record, key)
 
-        async def write(client: Redis) -> None:
+        async def write(client: Client) -> None:
             await client.set(key, sealed, ex=ttl)
 
         await self._shared.execute(write)
@@ -227,7 +226,7 @@ class RedisState(LoginState):
     async def get(self, kind: str, name: str) -> Record | None:
         key = self.key(kind, name)
 
-        async def read(client: Redis) -> Any:
+        async def read(client: Client) -> Any:
             return await client.get(key)
 
         return self.box.open(await self._shared.execute(read), key)
@@ -235,7 +234,7 @@ class RedisState(LoginState):
     async def take(self, kind: str, name: str) -> Record | None:
         key = self.key(kind, name)
 
-        async def read(client: Redis) -> Any:
+        async def read(client: Client) -> Any:
             return await client.getdel(key)
 
         return self.box.open(await self._shared.execute(read), key)
@@ -245,7 +244,7 @@ class RedisState(LoginState):
         key = self.key("code", name)
         keys = [key, f"{key}:used"]
 
-        async def run(client: Redis) -> Any:
+        async def run(client: Client) -> Any:
             return await client.eval(REDEEM, 2, *keys, ttl)
 
         reply = await self._shared.execute(run)
@@ -258,7 +257,7 @@ class RedisState(LoginState):
         key = self.key("family", family)
         data = self.box.seal(record, key)
 
-        async def write(client: Redis) -> None:
+        async def write(client: Client) -> None:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping={"current": digest(token), "data": data})
                 pipe.expire(key, ttl)
@@ -272,7 +271,7 @@ class RedisState(LoginState):
         key = self.key("family", family)
         args = (digest(token), digest(new_token))
 
-        async def run(client: Redis) -> Any:
+        async def run(client: Client) -> Any:
             return await client.eval(ROTATE, 1, key, *args)
 
         reply = await self._shared.execute(run)
@@ -284,7 +283,7 @@ class RedisState(LoginState):
     async def end_family(self, family: str) -> None:
         key = self.key("family", family)
 
-        async def delete(client: Redis) -> None:
+        async def delete(client: Client) -> None:
             await client.delete(key)
 
         await self._shared.execute(delete)

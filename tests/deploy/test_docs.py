@@ -175,6 +175,10 @@ OTHER_VARIABLES = {
     "GRAFANA_ADMIN_PASSWORD": "docker-compose.yml",
     "CONFIG_REVISION": "terraform/main.tf",
     "SOAK_SECONDS": "tests/faults/test_soak.py",
+    "TEST_FLEET_SIZE": "tests/support/sharedfleet.py",
+    "REDIS_CLUSTER_URL": "bench/ratelimit.py",
+    "MCP_REDIS_URL": "docker-compose.yml",
+    "MCP_REDIS_CLUSTER": "docker-compose.yml",
     "MCP_TOKEN": "docs/clients.md",  # the shell variable the client examples read
     "BASE_IMAGE": "examples/team-server/Dockerfile",  # the team image's build argument
 }
