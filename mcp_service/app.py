@@ -27,6 +27,7 @@ from mcp_service.authenticator import Authenticator
 from mcp_service.bearer import BearerAuth
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.challenge import Challenge
+from mcp_service.fastpath import fast_path_layers
 from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer
 from mcp_service.limiter import SubjectLimiter
@@ -130,7 +131,10 @@ def build_service(
         issuer=auth.issuer,
     )
     stack = layers(settings, observed, auth, limits, challenge, public, hot_paths=hot_paths)
-    inner: ASGIApp = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
+    fast = fast_path_layers(mcp, MCP_PATH) if settings.fast_path else []
+    inner: ASGIApp = mcp.http_app(
+        path=MCP_PATH, stateless_http=True, json_response=True, middleware=fast
+    )
     return Service(
         app=build_stack(inner, stack),
         settings=settings,
