@@ -156,10 +156,17 @@ def own_server(page_size: int | None = None) -> FastMCP[Any]:
     return mcp
 
 
-def own_app(fast: bool, page_size: int | None = None) -> ASGIApp:
+def own_app(fast: bool, page_size: int | None = None, guarded: bool = False) -> ASGIApp:
     mcp = own_server(page_size)
     layers = fast_path_layers(mcp, MCP_PATH) if fast else []
-    return mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True, middleware=layers)
+    return mcp.http_app(
+        path=MCP_PATH,
+        stateless_http=True,
+        json_response=True,
+        middleware=layers,
+        host_origin_protection=True if guarded else None,
+        allowed_origins=["https://app.example"] if guarded else None,
+    )
 
 
 def demo_app(fast: bool) -> ASGIApp:
@@ -178,7 +185,9 @@ class Case:
     name: str
     body: bytes
     headers: dict[str, str]
-    fast: bool  # whether the fast instance must answer it without the SDK transport
+    # Whether the fast instance answers it without entering the SDK transport (the fast path
+    # answered, or a layer in front of both paths refused it).
+    fast: bool
 
 
 def rpc(method: str, params: Any = None, id: Any = 1, **extra: Any) -> bytes:
@@ -229,6 +238,16 @@ OWN_REQUESTS: dict[str, bytes] = {
     "zero id": rpc("tools/call", call("numbers", {"n": 1}), id=0),
     "negative id": rpc("tools/call", call("numbers", {"n": 1}), id=-3),
     "meta": rpc("tools/call", {**call("numbers", {"n": 2}), "_meta": {"trace": "x"}}),
+    "modern envelope in the body": rpc(
+        "tools/call",
+        {
+            **call("numbers", {"n": 2}),
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"},
+        },
+    ),
+    "progress token": rpc(
+        "tools/call", {**call("numbers", {"n": 2}), "_meta": {"progressToken": "p1"}}
+    ),
     "tools/list": rpc("tools/list"),
     "tools/list empty params": rpc("tools/list", {}),
     "tools/list bad cursor": rpc("tools/list", {"cursor": "not-a-cursor"}),
@@ -470,6 +489,29 @@ async def test_the_demo_service_with_tool_scopes_refuses_identically_on_both_pat
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(scoped, sdk_entries, bearer) as p:
         await assert_identical(p, corpus({"user": DEMO_REQUESTS["get_user_info"], **DEMO_REQUESTS}))
+
+
+# Headers and the status FastMCP's Host/Origin guard (strict, one allowed origin) answers with.
+GUARD_HEADERS: dict[str, tuple[dict[str, str], int]] = {
+    "allowed origin": ({**headers(), "origin": "https://app.example"}, 200),
+    "foreign origin": ({**headers(), "origin": "https://evil.example"}, 403),
+    "loopback host": ({**headers(), "host": "127.0.0.1:8000"}, 200),
+    "foreign host": ({**headers(), "host": "evil.example"}, 421),
+    "loopback origin": ({**headers(), "host": "localhost", "origin": "http://localhost:1"}, 200),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", GUARD_HEADERS)
+async def test_the_host_origin_guard_stands_in_front_of_the_fast_path(
+    sdk_entries: SdkEntries, name: str
+) -> None:
+    sent, status = GUARD_HEADERS[name]
+    async with pair(lambda fast: own_app(fast, guarded=True), sdk_entries) as p:
+        for request, body in (("ping", rpc("ping")), ("call", OWN_REQUESTS["point"])):
+            response = await p.fast.post(MCP_PATH, content=body, headers=sent)
+            assert response.status_code == status
+            await assert_identical(p, iter([Case(f"{request}, {name}", body, sent, True)]))
 
 
 def test_fast_path_false_leaves_the_sdk_path_alone() -> None:
