@@ -514,9 +514,18 @@ async def test_the_host_origin_guard_stands_in_front_of_the_fast_path(
             await assert_identical(p, iter([Case(f"{request}, {name}", body, sent, True)]))
 
 
-def test_fast_path_false_leaves_the_sdk_path_alone() -> None:
-    service = make_service(fast_path=False)
-    assert not any("FastPath" in repr(layer) for layer in service.layers)
+@pytest.mark.anyio
+@pytest.mark.parametrize(("fast_path", "entered"), [(True, 0), (False, 1)])
+async def test_fast_path_false_sends_a_tool_call_through_the_sdk_transport(
+    sdk_entries: SdkEntries, fast_path: bool, entered: int
+) -> None:
+    bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
+    async with running(make_service(fast_path=fast_path).app) as client:
+        response = await client.post(
+            MCP_PATH, content=DEMO_REQUESTS["add"], headers={**headers(), **bearer}
+        )
+    assert response.json()["result"]["structuredContent"] == {"result": 8}
+    assert sdk_entries.count == entered
 
 
 # ---------------------------------------------------------------------------------------------
