@@ -271,7 +271,8 @@ class FastPath:
     async def _plain_tool(self, params: dict[str, Any] | None) -> bool:
         """Whether the tool called is one that cannot talk back to the client: a function tool
         without a FastMCP `Context` parameter, or a name no tool answers to (its error result
-        needs no session either)."""
+        needs no session either). A name once found to be a plain function tool is remembered:
+        the lookup runs FastMCP's providers, transforms and `auth=` checks."""
         name = None if params is None else params.get("name")
         if type(name) is not str or name in self._plain_tools:
             return True

@@ -3,7 +3,8 @@
 The same corpus goes to two instances of the same app, one with FAST_PATH on and one with it
 off; status, content type, protocol version, rate-limit fields and the JSON body must be
 equal. Each request also states which path it must take on the fast instance, observed as
-whether the SDK's session manager was entered.
+whether the SDK's session manager was entered. The generated part runs FAST_PATH_EXAMPLES
+examples (60 by default; a longer run: FAST_PATH_EXAMPLES=2000).
 """
 
 from __future__ import annotations
