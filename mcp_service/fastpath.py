@@ -16,7 +16,8 @@ It sits innermost in `http_app(middleware=...)`, inside FastMCP's `RequestContex
 (what `get_access_token()` reads) and its Host/Origin guard. Everything else goes to the SDK
 path untouched, the body it read replayed: other methods and HTTP verbs, batches,
 notifications, a session id, the per-request protocol generation, a body the classifier cannot
-read cheaply, a tool that takes FastMCP's `Context` (it may talk back to the client), an app
+read cheaply, a tool that takes FastMCP's `Context` (it may talk back to the client) or is not a
+function tool of the app itself (mounted, proxied, transformed: its body is out of sight), an app
 with its own FastMCP auth provider, and any FastMCP or MCP SDK release it was not proven
 against (`fast_path_supported()`).
 """

@@ -130,6 +130,23 @@ def own_server(page_size: int | None = None) -> FastMCP[Any]:
 
     mcp.disable(names={"hidden"})
 
+    @mcp.tool(output_schema={"type": "object", "properties": {"n": {"type": "integer"}}})
+    def mismatched() -> Any:
+        """Declares an object with an integer `n`, returns something else."""
+        return {"n": "not a number"}
+
+    sub: FastMCP[Any] = FastMCP("sub")
+
+    @sub.tool
+    def inner(word: str) -> str:
+        return word.upper()
+
+    @sub.resource("data://sub")
+    def sub_resource() -> str:
+        return "from the mounted server"
+
+    mcp.mount(sub, namespace="sub")
+
     @mcp.resource("data://greeting")
     def greeting() -> str:
         return "héllo"
@@ -232,6 +249,7 @@ OWN_REQUESTS: dict[str, bytes] = {
     "async": rpc("tools/call", call("slow", {})),
     "timeout": rpc("tools/call", call("times_out", {})),
     "middleware exception": rpc("tools/call", call("boom", {})),
+    "output schema mismatch": rpc("tools/call", call("mismatched", {})),
     "unknown tool": rpc("tools/call", call("no_such_tool", {})),
     "hidden tool": rpc("tools/call", call("hidden", {})),
     "guarded tool": rpc("tools/call", call("guarded", {})),
@@ -257,6 +275,7 @@ OWN_REQUESTS: dict[str, bytes] = {
     "resources/read": rpc("resources/read", {"uri": "data://greeting"}),
     "resources/read binary": rpc("resources/read", {"uri": "data://blob"}),
     "resources/read template": rpc("resources/read", {"uri": "data://item/42"}),
+    "resources/read mounted": rpc("resources/read", {"uri": "data://sub"}),
     "resources/read unknown": rpc("resources/read", {"uri": "data://nope"}),
     "resources/read failing": rpc("resources/read", {"uri": "data://broken"}),
     "resources/read no uri": rpc("resources/read", {}),
@@ -319,8 +338,12 @@ ODD_HEADERS: dict[str, tuple[dict[str, str], bool]] = {
 }
 
 
-# The tests' own server's tool that takes FastMCP's Context: the SDK path's.
-CONTEXT_TOOL = {"context tool": rpc("tools/call", call("talks", {}))}
+# The tests' own server's tools that may talk back to the client, the SDK path's: one taking
+# FastMCP's Context, one of a mounted server (it runs in that server's dispatch).
+CONTEXT_TOOL = {
+    "context tool": rpc("tools/call", call("talks", {})),
+    "mounted tool": rpc("tools/call", call("sub_inner", {"word": "ünï"})),
+}
 
 
 def corpus(requests: dict[str, bytes], sdk_bodies: dict[str, bytes] = SDK_BODIES) -> Iterator[Case]:
