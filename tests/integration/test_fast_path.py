@@ -552,6 +552,26 @@ async def test_fast_path_false_sends_a_tool_call_through_the_sdk_transport(
     assert sdk_entries.count == entered
 
 
+@pytest.mark.anyio
+async def test_concurrent_calls_each_get_their_own_answer(sdk_entries: SdkEntries) -> None:
+    async with running(own_app(True)) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    MCP_PATH,
+                    content=rpc("tools/call", call("numbers", {"n": n}), id=n),
+                    headers=headers(),
+                )
+                for n in range(40)
+            )
+        )
+    assert [r.json()["id"] for r in responses] == list(range(40))
+    assert [r.json()["result"]["structuredContent"]["result"] for r in responses] == [
+        list(range(n)) for n in range(40)
+    ]
+    assert sdk_entries.count == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Generated requests.
 
