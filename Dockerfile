@@ -25,11 +25,15 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Dependencies first, from the lock file alone, so code changes do not invalidate this layer.
+# The lock covers the uv workspace, so the example member's metadata (not its code, which the
+# image does not install) is needed to check it.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=examples/team-server/pyproject.toml,target=examples/team-server/pyproject.toml \
     uv sync --locked --no-dev --no-install-project
 COPY pyproject.toml uv.lock README.md ./
+COPY examples/team-server/pyproject.toml ./examples/team-server/
 COPY mcp_service ./mcp_service
 COPY cache ./cache
 COPY observability ./observability

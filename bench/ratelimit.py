@@ -4,6 +4,8 @@
     uv run python bench/ratelimit.py --instructions   # CPU instructions per request (callgrind)
     uv run python bench/ratelimit.py --only stack     # one table: stack | subject | ip | accuracy
     uv run python bench/ratelimit.py --uvloop         # on uvloop, as uvicorn runs the service
+    REDIS_CLUSTER_URL=redis://127.0.0.1:7000 uv run python bench/ratelimit.py --only subject
+                                                      # adds the cluster rows
 
 The stack rows drive the whole ASGI app in process (a `tools/call` of `add` with a cached,
 verified token, as bench/callgrind.py sends it) with one limiter piece switched on at a time; the
@@ -209,7 +211,7 @@ async def async_add(a: int | float, b: int | float) -> int | float:
 
 @scenario("stack", "plain FastMCP (no auth, no limits)")
 async def stack_plain() -> tuple[Op, Callable[[], Awaitable[None]]]:
-    from mcp_service.tools import add
+    from mcp_service.demo import add
 
     return await _plain(add)
 
@@ -333,13 +335,10 @@ async def subject_limits_sliding_hit() -> tuple[Op, Callable[[], Awaitable[None]
     return await _limits_aio("sliding", stats=False)
 
 
-@scenario("subject", "our script through redis-py's asyncio client (1)")
-async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
+async def _script_through(client: Any, tag: str) -> tuple[Op, Callable[[], Awaitable[None]]]:
+    """Our script's EVALSHA through a redis-py client (standalone or cluster)."""
     script = client.register_script(SCRIPT)
-    keys = window_keys((PREFIX + "{s:redispy}").encode(), LIMITS)
+    keys = window_keys((PREFIX + tag).encode(), LIMITS)
     args = script_args(LIMITS, 1)
 
     async def op(_: int) -> None:
@@ -350,6 +349,13 @@ async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
         await client.aclose()
 
     return op, close
+
+
+@scenario("subject", "our script through redis-py's asyncio client (1)")
+async def subject_script_redispy() -> tuple[Op, Callable[[], Awaitable[None]]]:
+    import redis.asyncio
+
+    return await _script_through(redis.asyncio.Redis.from_url(REDIS_URL), "{s:redispy}")
 
 
 @scenario("subject", "our script through RedisLine (1, what the service uses)")
@@ -367,6 +373,39 @@ async def subject_script_line() -> tuple[Op, Callable[[], Awaitable[None]]]:
         windows.close()
 
     return op, close
+
+
+# With REDIS_CLUSTER_URL (any node of a Redis Cluster), the cluster twin of the row above.
+REDIS_CLUSTER_URL = os.environ.get("REDIS_CLUSTER_URL", "")
+if REDIS_CLUSTER_URL:
+
+    @scenario("subject", "our script through ClusterWindows (cluster: one RedisLine per primary)")
+    async def subject_script_cluster() -> tuple[Op, Callable[[], Awaitable[None]]]:
+        from cache.cluster import ClusterWindows
+
+        windows = ClusterWindows(
+            RedisAddress.from_url(REDIS_CLUSTER_URL),
+            prefix=PREFIX,
+            reply_timeout=1,
+            connect_timeout=1,
+        )
+        await windows.connect()
+
+        async def op(_: int) -> None:
+            allowed, _usages = await windows.hit("{s:cluster}", LIMITS)
+            assert allowed
+
+        async def close() -> None:
+            windows.close()
+
+        return op, close
+
+    @scenario("subject", "our script through redis-py's RedisCluster (cluster)")
+    async def subject_script_redispy_cluster() -> tuple[Op, Callable[[], Awaitable[None]]]:
+        import redis.asyncio
+
+        client = redis.asyncio.RedisCluster.from_url(REDIS_CLUSTER_URL)
+        return await _script_through(client, "{s:redispy-cluster}")
 
 
 @scenario("subject", "in process: MemoryWindows (fallback, and no REDIS_URL)")

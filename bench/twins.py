@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -38,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.instrument import instructions, switch_on  # noqa: E402
 
 PAIRS = {
     "bearer-hot": "bearer-general",
@@ -201,40 +200,13 @@ def inner(name: str, calls: int) -> None:
     call = case(name)
     for _ in range(50):  # warm: lazy imports, caches, the specialising interpreter
         call()
-    subprocess.run(
-        ["callgrind_control", "--instr=on", str(os.getpid())],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    switch_on()
     for _ in range(calls):
         call()
 
 
 def count(name: str, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as workdir:
-        out = Path(workdir) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--inner",
-                name,
-                str(calls),
-            ],
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            check=True,
-            capture_output=True,
-            timeout=1800,
-        )
-        for line in out.read_text().splitlines():
-            if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in the callgrind output")
+    return instructions(__file__, "--inner", name, str(calls))
 
 
 def main() -> None:
@@ -261,13 +233,15 @@ def main() -> None:
         if name in PAIRS and twin in per_call:
             saved = per_call[twin] - per_call[name]
             print(f"| {name} | {per_call[name]:,.0f} | {per_call[twin]:,.0f} | {saved:,.0f} |")
-        elif name in ADDED and ADDED[name] in per_call:
-            added = per_call[name] - per_call[ADDED[name]]
-            print(
-                f"| {name} | {per_call[name]:,.0f} | {per_call[ADDED[name]]:,.0f} | +{added:,.0f} |"
-            )
-        elif name not in PAIRS.values() and name not in ADDED.values():
+        elif name not in PAIRS.values() and name not in ADDED and name not in ADDED.values():
             print(f"| {name} | {per_call[name]:,.0f} | | |")
+    bounded = [name for name in args.only if name in ADDED and ADDED[name] in per_call]
+    if bounded:
+        print("\n| case | instructions per call | unbounded | added |")
+        print("| --- | ---: | ---: | ---: |")
+    for name in bounded:
+        base = per_call[ADDED[name]]
+        print(f"| {name} | {per_call[name]:,.0f} | {base:,.0f} | {per_call[name] - base:,.0f} |")
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "twins.json").write_text(json.dumps({"calls": [n1, n2], "per_call": per_call}))

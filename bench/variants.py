@@ -3,7 +3,7 @@
     python bench/variants.py VARIANT PORT [--workers N]
     python bench/variants.py token          # a token the authenticated variants accept
 
-  plain        plain FastMCP: the same `add` tool (mcp_service.tools.add), stateless JSON
+  plain        plain FastMCP: the same `add` tool (mcp_service.demo.add), stateless JSON
                responses, no auth
   plain-gcfreeze  plain, with the heap treatment `mcp-service serve` applies after start-up
                (mcp_service/heap.py: gc.freeze() and a higher young-generation threshold),
@@ -89,7 +89,7 @@ def plain_app(auth: Any = None, gc_freeze: bool = False) -> Any:
 
     from fastmcp import FastMCP
 
-    from mcp_service.tools import READ_ONLY, add
+    from mcp_service.demo import READ_ONLY, add
 
     @asynccontextmanager
     async def lifespan(_server: Any) -> Any:

@@ -13,8 +13,9 @@
         ├── RespUnavailable        no usable connection: refused, lost, timed out, garbled
         └── RespReplyError         Redis answered with an error (-NOSCRIPT, -READONLY, ...)
 
-redis-py's own `redis.exceptions.RedisError` never leaves cache/: the gate turns it into its
-default or into `SharedUnavailable`. The RESP errors are named apart from it so that an
+redis-py's own errors (`redis.exceptions.RedisError`, and `RedisClusterException`, which its
+cluster client raises when no node can be reached) never leave cache/: the gate turns them
+into its default or into `SharedUnavailable`. The RESP errors are named apart from it so that an
 `except` clause says which client it means.
 """
 

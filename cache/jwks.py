@@ -285,7 +285,14 @@ class JwksCache:
                 return
         if not kid_miss and await self._adopt_shared(wait=False, fresh_only=True):
             return
-        if not await shared.try_lock() and await self._adopt_shared(wait=True):
+        if not await shared.try_lock():
+            if await self._adopt_shared(wait=True):
+                return
+        # The lock may have been free because the last holder had just stored its document
+        # and released: read the shared copy again before fetching, or a fleet starting
+        # together fetches twice.
+        elif await self._adopt_shared(wait=False, fresh_only=not kid_miss):
+            await shared.release()
             return
         try:
             await self._fetch_from_idp()

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from cache.redis import SharedRedis
+from cache.redis import Client, SharedRedis
 from cache.seal import Sealer
 
 EventHook = Callable[[str], None]
@@ -98,7 +97,7 @@ class SharedJwks:
         self._lock_token = secrets.token_hex(8).encode()
         token = self._lock_token
 
-        async def acquire(client: Redis) -> bool:
+        async def acquire(client: Client) -> bool:
             return bool(await client.set(self._lock_key, token, nx=True, px=self._lock_ttl_ms))
 
         return await self._shared.run("jwks_lock", acquire, True)
@@ -107,7 +106,7 @@ class SharedJwks:
         """Delete the lock if it is still ours (compare-and-delete in a WATCH transaction)."""
         token = self._lock_token
 
-        async def unlock(client: Redis) -> None:
+        async def unlock(client: Client) -> None:
             async with client.pipeline(transaction=True) as pipe:
                 await pipe.watch(self._lock_key)
                 if await pipe.get(self._lock_key) == token:
@@ -130,7 +129,7 @@ class SharedJwks:
         """
         milliseconds = max(1, int(cooldown * 1000))
 
-        async def claim(client: Redis) -> KidMissClaim | None:
+        async def claim(client: Client) -> KidMissClaim | None:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.set(self._miss_key, repr(have).encode(), nx=True, px=milliseconds)
                 pipe.pttl(self._miss_key)

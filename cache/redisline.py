@@ -14,8 +14,8 @@ the watchdog). It fails all pending commands and drops the connection when the o
 waited longer than `timeout` (a Redis that stops answering is broken for everyone; its replies
 can no longer be matched to requests). The owner's breaker then opens, and
 `cache.breaker.Reconnect` opens a new connection with `RedisLine.open` -- never on a request's
-time. Standalone Redis or a cluster's primary endpoint (ElastiCache cluster mode off); RESP2,
-AUTH, SELECT and TLS (`rediss://`) are supported.
+time. RESP2, AUTH, SELECT and TLS (`rediss://`, with the process's one `cache.tls.RedisTls`)
+are supported; one connection talks to one node (cache.cluster keeps one per primary).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
 from cache.errors import RespError, RespReplyError, RespUnavailable
+from cache.tls import describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class RedisAddress:
     username: str = ""
     password: str = ""
     tls: bool = False
+    # The TLS every connection to this Redis uses (cache.tls.RedisTls.context); None with
+    # `tls`: the system trust store, verified.
+    context: ssl.SSLContext | None = field(default=None, compare=False)
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
@@ -97,7 +101,9 @@ class RedisLine(asyncio.Protocol):
                     lambda: cls(reply_timeout), address.path
                 )
             else:
-                context = ssl.create_default_context() if address.tls else None
+                context = None
+                if address.tls:
+                    context = address.context or ssl.create_default_context()
                 _, line = await loop.create_connection(
                     lambda: cls(reply_timeout), address.host, address.port, ssl=context
                 )
@@ -109,7 +115,7 @@ class RedisLine(asyncio.Protocol):
         except (OSError, RespError) as exc:
             if line is not None:
                 line.close()
-            detail = str(exc) if isinstance(exc, RespReplyError) else type(exc).__name__
+            detail = str(exc) if isinstance(exc, RespReplyError) else describe(exc)
             raise RespUnavailable(f"cannot connect to Redis: {detail}") from None
         except BaseException:  # cancelled by the caller's timeout
             if line is not None:

@@ -6,7 +6,9 @@ of that subject issued before the revocation, as Cognito's global sign-out does;
 work). Entries live in Redis for `ttl` seconds, the longest a token can live, and are announced
 on one pub/sub channel. Each replica keeps a `RevocationSet` in memory (the hot path asks it,
 never Redis), applies announcements as they come, and reloads the whole set whenever its
-subscription (re)connects and every `reload_interval` seconds.
+subscription (re)connects and every `reload_interval` seconds. The set carries a generation
+(`StoredRevocations`), by which a replica tells a set Redis lost from one an operator edited,
+and writes back what Redis lost (`RevocationListener`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from redis.asyncio import Redis
-
 from cache.breaker import CircuitBreaker
 from cache.errors import RevocationError, SharedUnavailable
-from cache.redis import SharedRedis, Subscription
+from cache.redis import Client, SharedRedis, Subscription
 from observability.health import CheckResult
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,21 @@ class RevocationSet:
 NOT_CONFIGURED = "REDIS_URL is not set: revocations need Redis"
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRevocations:
+    """The revocations Redis holds, and the generation of that set: `epoch` is drawn when the
+    set is first written (None: Redis holds no set, it is new or lost its data) and `version`
+    grows with every write, so a replica that saw a higher version knows Redis went back in
+    time (a failover that lost the latest writes)."""
+
+    revocations: list[Revocation]
+    epoch: str | None
+    version: int
+
+
 class RevocationStore:
-    """Revocations in Redis: a hash of entries, a sorted set of expiries, one channel."""
+    """Revocations in Redis: a hash of entries, a sorted set of expiries and the set's
+    generation (one hash tag, one cluster slot), and one channel."""
 
     def __init__(
         self, shared: SharedRedis, *, ttl: float, clock: Callable[[], float] = time.time
@@ -136,6 +150,7 @@ class RevocationStore:
         self._clock = clock
         self.entries_key = shared.key("{rev}", "entries")
         self.expiry_key = shared.key("{rev}", "expiry")
+        self.generation_key = shared.key("{rev}", "generation")
         self.channel = shared.key("revocations")
 
     async def close(self) -> None:
@@ -151,30 +166,61 @@ class RevocationStore:
         now = self._clock()
         revocation = Revocation(kind, value, now, now + self.ttl, reason, by)
 
-        async def write(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hset(self.entries_key, revocation.field, revocation.to_json())
-                pipe.zadd(self.expiry_key, {revocation.field: revocation.expires_at})
-                await pipe.execute()
-            await client.publish(self.channel, revocation.to_json())
+        async def write(client: Client) -> None:
+            epoch, version = await self._write(client, [revocation], overwrite=True)
+            announcement = {**asdict(revocation), "epoch": epoch, "version": version}
+            await client.publish(self.channel, json.dumps(announcement, separators=(",", ":")))
 
         await self._execute(write, "cannot write to Redis")
         return revocation
 
+    async def restore(self, revocations: list[Revocation]) -> tuple[str, int]:
+        """Write back revocations Redis lost (an entry Redis holds meanwhile is kept), and
+        give the set a generation if it has none; the set's (epoch, version)."""
+
+        async def write(client: Client) -> tuple[str, int]:
+            return await self._write(client, revocations, overwrite=False)
+
+        result: tuple[str, int] = await self._execute(write, "cannot write to Redis")
+        return result
+
+    async def _write(
+        self, client: Client, revocations: list[Revocation], *, overwrite: bool
+    ) -> tuple[str, int]:
+        async with client.pipeline(transaction=True) as pipe:
+            for revocation in revocations:
+                if overwrite:
+                    pipe.hset(self.entries_key, revocation.field, revocation.to_json())
+                else:
+                    pipe.hsetnx(self.entries_key, revocation.field, revocation.to_json())
+                pipe.zadd(
+                    self.expiry_key, {revocation.field: revocation.expires_at}, nx=not overwrite
+                )
+            pipe.hsetnx(self.generation_key, "epoch", secrets.token_hex(8))
+            pipe.hincrby(self.generation_key, "version", 1)
+            pipe.hget(self.generation_key, "epoch")
+            *_, version, epoch = await pipe.execute()
+        return _text(epoch), int(version)
+
     async def load(self) -> list[Revocation]:
         """Every revocation in force; expired ones are removed on the way."""
+        return (await self.load_stored()).revocations
+
+    async def load_stored(self) -> StoredRevocations:
+        """Every revocation in force, with the set's generation."""
         now = self._clock()
 
-        async def read(client: Redis) -> Any:
+        async def read(client: Client) -> Any:
             expired = await client.zrangebyscore(self.expiry_key, "-inf", now)
-            if expired:
-                async with client.pipeline(transaction=True) as pipe:
+            async with client.pipeline(transaction=True) as pipe:
+                if expired:
                     pipe.hdel(self.entries_key, *expired)
                     pipe.zrem(self.expiry_key, *expired)
-                    await pipe.execute()
-            return await client.hgetall(self.entries_key)
+                pipe.hgetall(self.entries_key)
+                pipe.hmget(self.generation_key, ["epoch", "version"])
+                return (await pipe.execute())[-2:]
 
-        raw = await self._execute(read, "cannot read from Redis")
+        raw, (epoch, version) = await self._execute(read, "cannot read from Redis")
         if not isinstance(raw, dict):
             raise RevocationError("unexpected reply to HGETALL")
         revocations = []
@@ -186,9 +232,12 @@ class RevocationStore:
                 continue
             if revocation.expires_at > now:
                 revocations.append(revocation)
-        return sorted(revocations, key=lambda r: r.revoked_at)
+        revocations.sort(key=lambda r: r.revoked_at)
+        return StoredRevocations(
+            revocations, None if epoch is None else _text(epoch), int(version or 0)
+        )
 
-    async def _execute(self, call: Callable[[Redis], Any], failing: str) -> Any:
+    async def _execute(self, call: Callable[[Client], Any], failing: str) -> Any:
         """Through the gate, bounded by at least 2 s: an operator's command and a reload are
         not on a request's time, and a whole set of revocations may take a while to read."""
         if not self._shared.enabled:
@@ -199,10 +248,23 @@ class RevocationStore:
             raise RevocationError(f"{failing}: {exc}") from None
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RevocationListener:
     """Keeps a replica's `RevocationSet` in step with Redis, reconnecting on its own: after a
     failure its breaker (cache.breaker) holds it off for `retry_delay`, doubled after each
-    failed attempt up to 4x, and the first attempt that gets in sync resets it."""
+    failed attempt up to 4x, and the first attempt that gets in sync resets it.
+
+    A revocation is never undone by Redis losing its data. On each reload the set's
+    generation tells an edited set (same epoch, a version at least the one this replica saw:
+    Redis is the truth, an entry removed there is removed here) from a set Redis lost (no or
+    another epoch: restarted empty, flushed, replaced; or a lower version: a failover lost the
+    latest writes). For a lost set the replica keeps what it knew and writes back to Redis
+    what Redis no longer holds, with each entry's reason and author, so the other replicas,
+    replicas started later and `revoke --list` see it again.
+    """
 
     def __init__(
         self,
@@ -219,6 +281,10 @@ class RevocationListener:
         self._reload_interval = reload_interval
         self.breaker = CircuitBreaker(threshold=1, cooloff=retry_delay, max_cooloff=4 * retry_delay)
         self.synced = asyncio.Event()
+        self._known: dict[str, Revocation] = {}  # by field: what this replica enforces
+        self._epoch: str | None = None
+        self._version = 0
+        self.restored = 0  # revocations written back after Redis lost them
 
     async def readiness(self) -> CheckResult:
         """Readiness: out of step with Redis is degraded (the revocations known here apply)."""
@@ -257,8 +323,31 @@ class RevocationListener:
                     next_reload = time.monotonic() + self._reload_interval
 
     async def _reload(self) -> None:
-        revocations = await self._store.load()
+        stored = await self._store.load_stored()
+        revocations, epoch, version = stored.revocations, stored.epoch, stored.version
+        lost = epoch is None or (
+            self._epoch is not None and (epoch != self._epoch or version < self._version)
+        )
+        if lost:
+            now = time.time()
+            held = {revocation.field for revocation in revocations}
+            missing = [
+                revocation
+                for field, revocation in self._known.items()
+                if field not in held and revocation.expires_at > now
+            ]
+            epoch, version = await self._store.restore(missing)
+            if missing:
+                self.restored += len(missing)
+                log.warning(
+                    "Redis lost %d revocations (restarted empty, flushed or failed over); "
+                    "written back from this replica",
+                    len(missing),
+                )
+            revocations = [*revocations, *missing]
         self._revoked.replace(revocations)
+        self._known = {revocation.field: revocation for revocation in revocations}
+        self._epoch, self._version = epoch, version
         for revocation in revocations:
             self._notify(revocation)
         self.synced.set()
@@ -267,10 +356,15 @@ class RevocationListener:
     def _apply(self, raw: bytes | str) -> None:
         try:
             revocation = Revocation.from_json(raw)
+            generation = json.loads(raw)
+            epoch, version = generation.get("epoch"), int(generation.get("version", 0))
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable revocation message")
             return
         self._revoked.add(revocation)
+        self._known[revocation.field] = revocation
+        if epoch is not None and epoch == self._epoch:
+            self._version = max(self._version, version)
         log.info(
             "revocation received",
             extra={

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cache.errors import RespReplyError, RespUnavailable
 from cache.redisline import RedisAddress, RedisLine, pack
@@ -191,22 +191,9 @@ class RedisWindows:
     async def connect(self) -> None:
         """Open a connection and load the script, within `connect_timeout`; raises
         `RespUnavailable`."""
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                line = await RedisLine.open(self.address, reply_timeout=self.reply_timeout)
-        except TimeoutError:
-            raise RespUnavailable("cannot connect to Redis: timed out") from None
-        try:
-            sha = await line.call(pack(b"SCRIPT", b"LOAD", SCRIPT))
-        except RespReplyError as exc:
-            line.close()
-            raise RespUnavailable(f"cannot load the rate-limit script: {exc}") from None
-        except BaseException:
-            line.close()
-            raise
-        if sha != SCRIPT_SHA:
-            line.close()
-            raise RespUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
+        line = await open_with_script(
+            self.address, reply_timeout=self.reply_timeout, connect_timeout=self.connect_timeout
+        )
         old, self._line = self._line, line
         if old is not None:
             old.close()
@@ -241,6 +228,44 @@ class RedisWindows:
     ) -> bytes:
         keys = window_keys(self.prefix + tag.encode(), limits)
         return pack(verb, script, len(keys), *keys, *script_args(limits, cost))
+
+
+class SharedWindows(Protocol):
+    """What the limiter needs of the counters on Redis: `RedisWindows` (one node) or
+    `cache.cluster.ClusterWindows` (a cluster), chosen once when the service is built."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def hit(self, tag: str, limits: tuple[Limit, ...], cost: int = 1) -> Outcome: ...
+
+
+async def open_with_script(
+    address: RedisAddress, *, reply_timeout: float, connect_timeout: float
+) -> RedisLine:
+    """A connection to `address` with the script loaded, within `connect_timeout`; raises
+    `RespUnavailable`."""
+    try:
+        async with asyncio.timeout(connect_timeout):
+            line = await RedisLine.open(address, reply_timeout=reply_timeout)
+    except TimeoutError:
+        raise RespUnavailable("cannot connect to Redis: timed out") from None
+    try:
+        sha = await line.call(pack(b"SCRIPT", b"LOAD", SCRIPT))
+    except RespReplyError as exc:
+        line.close()
+        raise RespUnavailable(f"cannot load the rate-limit script: {exc}") from None
+    except BaseException:
+        line.close()
+        raise
+    if sha != SCRIPT_SHA:
+        line.close()
+        raise RespUnavailable("Redis answered SCRIPT LOAD with an unexpected digest")
+    return line
 
 
 def window_keys(base: bytes, limits: tuple[Limit, ...]) -> list[bytes]:

@@ -14,13 +14,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mcp_service.errors import CommandError, Problem, SettingsError
 from mcp_service.settings import Settings, display_url, load_settings
 
+if TYPE_CHECKING:
+    from mcp_service.served import Served
+
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+APP_HELP = "the FastMCP server to serve (default MCP_APP, else the built-in demo)"
 
 log = logging.getLogger("mcp_service")
 
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    serve.add_argument("--app", metavar="MODULE:ATTR", help=APP_HELP)
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print an access token from TOKEN_URL")
@@ -62,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(run=_token)
 
     call = commands.add_parser("call", help="call a tool on MCP_URL and print its JSON result")
-    call.add_argument("tool", help="tool name, e.g. add")
+    call.add_argument("tool", help="the name of a tool of the server at MCP_URL")
     call.add_argument(
         "arguments",
         nargs="*",
@@ -77,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "revoke", help="refuse a token family (--jti) or a subject's tokens (--sub), fleet-wide"
     )
     target = revoke.add_mutually_exclusive_group(required=True)
-    target.add_argument("--jti", help="a token's jti, or a refresh token's (origin_jti)")
+    target.add_argument(
+        "--jti", help="a token's jti, a refresh token's (origin_jti) or a login session's family"
+    )
     target.add_argument("--sub", help="every token of this subject issued before now")
     target.add_argument("--list", action="store_true", help="show the revocations in force")
     revoke.add_argument("--reason", default="", help="why, kept with the revocation")
@@ -85,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the settings `serve` would use")
     check.add_argument("--host", default="127.0.0.1", help="the address serve would bind")
+    check.add_argument("--app", metavar="MODULE:ATTR", help=APP_HELP)
     check.set_defaults(run=_check_config)
     return parser
 
@@ -109,26 +117,22 @@ def _config_failure(problems: list[Problem]) -> NoReturn:
     raise SystemExit(EXIT_CONFIG)
 
 
-def _serve_problems(settings: Settings, host: str) -> list[Problem]:
-    from mcp_service.tools import TOOL_NAMES
+def _served(settings: Settings, args: argparse.Namespace) -> tuple[Settings, Served]:
+    """The settings with `--app` applied (the flag wins over MCP_APP, and goes into the
+    environment the workers read), checked, and the server they serve."""
+    from mcp_service.served import served_server
 
-    problems = settings.serve_problems(host)
-    for variable, tools in (
-        ("TOOL_SCOPES", settings.tool_scopes),
-        ("RATE_LIMIT_TOOL_COSTS", settings.rate_limit_tool_costs),
-    ):
-        problems += [
-            (variable, f"{name!r} is not a tool of this server ({', '.join(TOOL_NAMES)})")
-            for name in tools
-            if name not in TOOL_NAMES
-        ]
-    return problems
+    if args.app:
+        os.environ["MCP_APP"] = args.app
+        settings = settings.model_copy(update={"mcp_app": args.app})
+    problems = settings.serve_problems(args.host)
+    if problems:
+        _config_failure(problems)
+    return settings, served_server(settings)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    problems = _serve_problems(settings, args.host)
-    if problems:
-        _config_failure(problems)
+    settings, served = _served(_local_base_url(settings, args.port), args)
     import uvicorn
 
     from mcp_service.edge import PROTOCOL, configure_edge
@@ -169,7 +173,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         from mcp_service.heap import freeze_startup_heap
 
         try:
-            service = build_service(settings)
+            service = build_service(settings, server=served.server)
+        except SettingsError:
+            raise
         except Exception as exc:  # e.g. an unusable issuer key file
             raise CommandError(str(exc)) from None
         if settings.metrics_port and service.metrics is not None:
@@ -177,6 +183,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         freeze_startup_heap()
         uvicorn.run(service.app, **common)
     return 0
+
+
+def _local_base_url(settings: Settings, port: int) -> Settings:
+    """Locally, the login facade's issuer defaults to this server on loopback (workers read
+    it from the environment)."""
+    if not (settings.oauth_proxy_enabled and settings.embedded_issuer) or settings.public_base_url:
+        return settings
+    base = f"http://127.0.0.1:{port}"
+    os.environ["PUBLIC_BASE_URL"] = base
+    return settings.model_copy(update={"public_base_url": base})
 
 
 def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
@@ -189,9 +205,7 @@ def _serve_metrics(settings: Settings, host: str, registry: Any) -> None:
 
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:
-    problems = _serve_problems(settings, args.host)
-    if problems:
-        _config_failure(problems)
+    settings, served = _served(settings, args)
     for variable, message in settings.serve_warnings():
         print(f"warning: {variable}: {message}", file=sys.stderr)
     summary = {
@@ -202,7 +216,10 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "app_client_ids": sorted(settings.accepted_client_ids),
         "token_use": settings.token_use,
         "required_scopes": list(settings.required_scopes),
+        "mcp_app": settings.mcp_app,
+        "tools": sorted(served.components.tool_names),
         "tool_scopes": {k: list(v) for k, v in settings.tool_scopes.items()},
+        "tool_groups": {k: list(v) for k, v in settings.tool_groups.items()},
         "redis": "configured" if settings.redis_url else "none (in-process only)",
         "rate_limit": settings.rate_limit,
         "rate_limit_groups": settings.rate_limit_groups,
@@ -213,6 +230,7 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         "max_in_flight": settings.max_in_flight,
         "tool_timeout_seconds": settings.tool_timeout_seconds,
         "public_base_url": settings.public_base_url or "(from the request)",
+        "oauth_proxy": settings.oauth_proxy_enabled,
     }
     print(json.dumps(summary, indent=2))
     return 0
@@ -225,6 +243,8 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     if not settings.redis_url:
         _config_failure([("REDIS_URL", "required: revocations are shared through Redis")])
+    if problems := settings.redis_problems():
+        _config_failure(problems)
     configure_logging(settings.log_level, sys.stderr)
     kind: Kind = "jti" if args.jti else "sub"
     value: str = args.jti or args.sub or ""

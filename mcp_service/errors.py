@@ -7,6 +7,8 @@ state's own, which may not import this module):
   `status` the HTTP status the transport answers with. Never carries the token.
     * `InvalidToken` -- 401 `invalid_token`: the token must not be honoured.
     * `InsufficientScope` -- 403 `insufficient_scope`: a valid token lacks a scope.
+    * `ForbiddenGroup` -- 403 `forbidden_group`: the caller is in none of a tool's groups
+      (no step-up challenge: a client cannot ask for a group).
     * `KeysUnavailable` -- 503 with `Retry-After`: no signing key can be had right now.
 * `BodyTooLarge` -- a request body read past its limit (413).
 * `SettingsError` -- settings that cannot be used; `problems` holds one (VARIABLE, message)
@@ -46,6 +48,7 @@ class Reason(StrEnum):
     WRONG_AUDIENCE = "wrong_audience"
     REVOKED = "revoked"
     INSUFFICIENT_SCOPE = "insufficient_scope"
+    FORBIDDEN_GROUP = "forbidden_group"
     JWKS_UNAVAILABLE = "jwks_unavailable"
 
 
@@ -68,6 +71,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.WRONG_AUDIENCE: "The ID token was issued for another audience.",
     Reason.REVOKED: "The token has been revoked.",
     Reason.INSUFFICIENT_SCOPE: "The token lacks a scope this request needs.",
+    Reason.FORBIDDEN_GROUP: "The caller is in none of the groups this tool is for.",
     Reason.JWKS_UNAVAILABLE: "The signing keys of the user pool cannot be fetched right now.",
 }
 
@@ -99,6 +103,16 @@ class InsufficientScope(Rejection):
     def __init__(self, scopes: tuple[str, ...]) -> None:
         super().__init__(Reason.INSUFFICIENT_SCOPE, " ".join(scopes))
         self.scopes = scopes
+
+
+class ForbiddenGroup(Rejection):
+    """A valid token whose `cognito:groups` has none of a tool's TOOL_GROUPS: 403, and no
+    challenge (no token the client could ask for would carry a group)."""
+
+    status = 403
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(Reason.FORBIDDEN_GROUP, tool)
 
 
 class KeysUnavailable(Rejection):

@@ -49,7 +49,9 @@ from pydantic import TypeAdapter
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_service.body import read_body, replay
 
 logger = logging.getLogger(__name__)
 
@@ -182,20 +184,6 @@ class _ExchangeContext:
 _TRANSPORT: Final = TransportContext(kind="streamable-http", can_send_request=False)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that yields the body already read, then the original channel."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
-
-
 class FastPath:
     """ASGI layer answering the requests the fast path takes; the rest go to `app`."""
 
@@ -244,14 +232,12 @@ class FastPath:
         ):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:  # the client went away before its body arrived: nobody to answer
-            return
+        body = await read_body(receive)
         request = _classify(body)
         if request is None or (
             request[1] == "tools/call" and not await self._plain_tool(request[2])
         ):
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         await self._answer(scope, receive, send, request, version_, lifespan[0])
 
@@ -328,15 +314,3 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when the client went away before sending it."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)

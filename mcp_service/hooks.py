@@ -9,7 +9,7 @@ so no component records anything then.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,6 +31,8 @@ class Hooks:
     request_shed: Callable[[], None] | None = None  # the in-flight cap refused one
     revocations_in_force: Callable[[int], None] | None = None
     readiness: Callable[[bool, Mapping[str, bool]], None] | None = None
+    upstream_call: Callable[[str, str, float], None] | None = None  # (upstream, outcome, s)
+    tools_listed: Callable[[Iterable[str]], None] | None = None  # an upstream's, namespaced
 
     @classmethod
     def of(cls, metrics: Metrics | None) -> Hooks:
@@ -49,4 +51,6 @@ class Hooks:
             request_shed=metrics.request_shed,
             revocations_in_force=metrics.revocations_in_force,
             readiness=metrics.readiness,
+            upstream_call=metrics.upstream_call,
+            tools_listed=metrics.allow_tools,
         )

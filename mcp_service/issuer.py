@@ -2,8 +2,9 @@
 
 It exists so that local runs use real signatures: tokens it issues carry Cognito's claim shape
 and issuer form and go through exactly the same verifier as Cognito's. It signs with an RSA key
-persisted (0600) on first use, answers the client_credentials grant only, and is refused in
-production and off loopback (settings.py and cli.py enforce both).
+persisted (0600) on first use, answers the client_credentials grant and, with the login facade,
+plays Cognito managed login (mcp_service.managed_login), and is refused in production and off
+loopback (settings.py and cli.py enforce both).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -27,11 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_service.body import read_body
+from mcp_service.body import read_form
 from mcp_service.errors import BodyTooLarge, IssuerKeyError
+from mcp_service.managed_login import ManagedLogin, User
 from mcp_service.refusals import oauth_error
-
-MAX_FORM_BYTES = 8192
 
 
 def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
@@ -60,13 +59,19 @@ def _create_key(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    create_private_file(path, pem)
+
+
+def create_private_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (mode 0600) atomically, unless the file exists: a process that
+    loses the race to another uses the winner's file."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        with suppress(FileExistsError):  # another worker won the race: use its key
-            os.link(temp, path)  # atomic, and never replaces an existing key
+            handle.write(data)
+        with suppress(FileExistsError):  # another worker won the race: use its file
+            os.link(temp, path)  # atomic, and never replaces an existing file
     finally:
         temp.unlink(missing_ok=True)
 
@@ -106,6 +111,25 @@ class LocalIssuer:
         self._clock = clock
         self.jwk = public_jwk(key)
         self.jwks_document = json.dumps({"keys": [self.jwk]}).encode()
+        self.login: ManagedLogin | None = None  # the managed-login leg, with the facade
+
+    def enable_login(
+        self, *, base_url: str, callbacks: Iterable[str], users: Iterable[User]
+    ) -> ManagedLogin:
+        """Play Cognito managed login too: /oauth2/authorize, a login page, person tokens."""
+        self.login = ManagedLogin(
+            self._key,
+            self.jwk["kid"],
+            issuer=self.issuer,
+            base_url=base_url,
+            client_id=self.client_id,
+            callbacks=callbacks,
+            users=users,
+            scopes=self.scopes,
+            lifetime=self.lifetime,
+            clock=self._clock,
+        )
+        return self.login
 
     async def fetch_jwks(self) -> bytes:
         """The key source's fetch, without a round trip to ourselves."""
@@ -154,7 +178,10 @@ class LocalIssuer:
                 401,
                 {"WWW-Authenticate": 'Basic realm="mcp-service"'},
             )
-        if form.get("grant_type") != "client_credentials":
+        grant_type = form.get("grant_type", "")
+        if self.login is not None and grant_type in ("authorization_code", "refresh_token"):
+            return await self.login.grant(grant_type, form)
+        if grant_type != "client_credentials":
             return _oauth_error("unsupported_grant_type", "only client_credentials is supported")
         requested = form.get("scope", "").split()
         if any(scope not in self.scopes for scope in requested):
@@ -173,17 +200,7 @@ class LocalIssuer:
         )
 
     async def _form(self, request: Request) -> dict[str, str]:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            raise ValueError("Content-Type must be application/x-www-form-urlencoded")
-        body = await read_body(request.receive, MAX_FORM_BYTES)
-        try:
-            fields = parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            raise ValueError("form body is not ASCII") from None
-        if any(len(values) > 1 for values in fields.values()):
-            raise ValueError("a form parameter is repeated")
-        return {name: values[0] for name, values in fields.items()}
+        return await read_form(request)
 
 
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | None:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cache.breaker import CircuitBreaker, Reconnect
-from cache.errors import RespError
-from cache.windows import MemoryWindows, RedisWindows, Usage
+from cache.errors import RespError, RespUnavailable
+from cache.windows import MemoryWindows, SharedWindows, Usage
 from mcp_service.limitkeys import subject_tag
 from mcp_service.policies import Policies
 from mcp_service.ratefields import Decision, Policy, retry_seconds
@@ -40,7 +40,7 @@ class SubjectLimiter:
     def __init__(
         self,
         policies: Policies,
-        redis: RedisWindows | None,
+        redis: SharedWindows | None,
         *,
         fail_open: bool = True,
         cooldown: float = 2.0,
@@ -75,8 +75,13 @@ class SubjectLimiter:
     async def readiness(self) -> CheckResult:
         """Readiness of the shared budget: degraded while counting per replica (fail open),
         down while refusing everything (fail closed)."""
-        if self.redis is not None and self.breaker.closed and self.redis.ready:
-            return CheckResult.ok("shared budget on Redis")
+        redis = self.redis
+        if redis is not None and self.breaker.closed:
+            if redis.ready:
+                return CheckResult.ok("shared budget on Redis")
+            # The connection was lost (Redis restarted) while no request came to find out:
+            # reconnect now, so readiness recovers without waiting for traffic.
+            self._failed(RespUnavailable("Redis connection lost"))
         if self.fail_open:
             return CheckResult.degraded("Redis unreachable: counting per replica (fail-open)")
         return CheckResult.down("Redis unreachable and RATE_LIMIT_FAILURE_MODE=closed")

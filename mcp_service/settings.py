@@ -11,14 +11,26 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from mcp_service.errors import Problem, SettingsError
+from mcp_service.upstreamconfig import Upstream, parse_upstreams
+
+if TYPE_CHECKING:
+    from cache.tls import RedisTls
 
 __all__ = ["Problem", "Settings", "SettingsError", "load_settings"]
 
@@ -102,6 +114,15 @@ def display_url(value: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+class LocalUser(BaseModel):
+    """A person the embedded issuer's login page knows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password: SecretStr = Field(min_length=1)
+    groups: tuple[str, ...] = ()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -169,10 +190,50 @@ class Settings(BaseSettings):
     )
     tool_scopes: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
         default_factory=dict,
-        description='Extra scopes per tool, a JSON object such as `{"get_user_info": '
-        '["mcp/profile"]}`. A caller without them does not see the tool in `tools/list` and '
-        "gets 403 naming the scope when it calls the tool.",
+        description='Extra scopes per tool, a JSON object such as `{"search": '
+        '["mcp/search"]}` (every scope listed is needed). A caller without them does not see '
+        "the tool in `tools/list` and gets 403 `insufficient_scope` naming the scope when it "
+        "calls the tool. Names are the served server's tools (checked at start-up).",
         json_schema_extra={"group": "Cognito user pool"},
+    )
+
+    # The server the stack serves (docs/own-server.md).
+    mcp_app: str = Field(
+        default="mcp_service.demo:create_server",
+        description="The FastMCP server to serve, `MODULE:ATTR` (`serve --app` overrides it): "
+        "ATTR is a `FastMCP` instance or a zero-argument callable returning one; MODULE is "
+        "imported with the working directory first on `sys.path`. The default is the built-in "
+        "demo server. A server with its own `auth=` provider is refused.",
+        json_schema_extra={"group": "Served server"},
+    )
+    tool_groups: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(
+        default_factory=dict,
+        description='Cognito groups per tool, a JSON object such as `{"deploy": ["ops", '
+        '"admins"]}`: a caller in any one of them (`cognito:groups`) may call the tool. Anyone '
+        "else does not see it in `tools/list` and gets 403 with reason `forbidden_group` (no "
+        "step-up challenge: a client cannot ask for a group).",
+        json_schema_extra={"group": "Served server"},
+    )
+    upstreams: Annotated[dict[str, Upstream], NoDecode] = Field(
+        default_factory=dict,
+        description="Upstream MCP servers mounted on the served server, a JSON object: "
+        'namespace -> `{"url": "https://...", "auth": ..., "timeout_seconds": 30}`, where auth '
+        'is `"none"`, `{"bearer_env": "VAR"}` (a static token from that environment variable) '
+        'or `{"client_credentials": {"token_url": "...", "client_id": "...", '
+        '"client_secret_env": "VAR", "scopes": ["..."]}}`. Tool `search` of upstream `docs` is '
+        "`docs_search`. The caller's token is never sent upstream; a call that takes longer "
+        "than `timeout_seconds` is a tool error ([own-server.md](own-server.md#upstreams)).",
+        json_schema_extra={"group": "Served server"},
+    )
+    audit_log: bool = Field(
+        default=False,
+        description="One JSON line (logger `mcp_service.audit`) per `tools/call`, "
+        "`resources/read` and `prompts/get`: timestamp, request_id, subject, client_id, "
+        "component, upstream, outcome (`ok`, `error`, `forbidden`, `not_found`, "
+        "`invalid_arguments`, `timeout`) and duration_ms; never arguments, results or tokens. "
+        "Off by default: it costs about what the access log costs per call "
+        "([performance.md](performance.md#the-audit-log)).",
+        json_schema_extra={"group": "Served server"},
     )
 
     # Verification limits.
@@ -375,6 +436,37 @@ class Settings(BaseSettings):
         "(`<prefix>:v1:...`), so that several deployments can share one Redis.",
         json_schema_extra={"group": "Redis"},
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="Redis runs in cluster mode (ElastiCache cluster mode enabled): REDIS_URL "
+        "names the configuration endpoint or any node; the slot map is read from it, `MOVED` "
+        "and `ASK` are followed, and the rate limiter keeps one connection per primary.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_ca_file: str = Field(
+        default="",
+        description="PEM bundle of the CA(s) that sign the Redis server certificate (a private "
+        "CA); empty uses the URL's `ssl_ca_certs`, else the system trust store. Needs a "
+        "`rediss://` REDIS_URL; every Redis connection (rate limiter included) uses it.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_cert_file: str = Field(
+        default="",
+        description="PEM client certificate for mutual TLS to Redis (with REDIS_TLS_KEY_FILE); "
+        "empty uses the URL's `ssl_certfile`, else none.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_key_file: str = Field(
+        default="",
+        description="PEM private key of REDIS_TLS_CERT_FILE; empty uses the URL's `ssl_keyfile`.",
+        json_schema_extra={"group": "Redis"},
+    )
+    redis_tls_verify: Literal["required", "none"] = Field(
+        default="required",
+        description="Whether the Redis server certificate and host name are checked. `none` "
+        "(also `ssl_cert_reqs=none` in the URL) is refused with APP_ENV=production.",
+        json_schema_extra={"group": "Redis"},
+    )
     # 1 s: under wrk -c32 a replica's event loop runs up to ~0.3 s late (bench/redis_timeouts.py)
     redis_timeout_seconds: float = Field(
         default=1.0,
@@ -507,6 +599,105 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Embedded issuer"},
     )
 
+    local_users: Annotated[dict[str, LocalUser], NoDecode] = Field(
+        default_factory=dict,
+        description="People the embedded issuer's login page knows, a JSON object such as "
+        '`{"ada": {"password": "...", "groups": ["admins"]}}`. Empty: one user is generated and '
+        "its credentials written (mode 0600) to `local-user.json` beside "
+        "LOCAL_ISSUER_KEY_FILE, whose path (never the password) is logged.",
+        json_schema_extra={"group": "Embedded issuer"},
+    )
+
+    # Interactive login: the authorization server facade (docs/oauth.md).
+    oauth_proxy: bool | None = Field(
+        default=None,
+        description="Serve an OAuth authorization server in front of Cognito (`/oauth/*`, RFC "
+        "8414 and OIDC discovery, DCR, Client ID Metadata Documents, consent), so MCP clients "
+        "can log a person in; its own tokens are accepted beside Cognito's. Unset: on with the "
+        "embedded issuer, off otherwise. Needs PUBLIC_BASE_URL (locally it defaults to "
+        "`http://127.0.0.1:<port>`).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cognito_domain: str = Field(
+        default="",
+        description="Base URL of the user pool's managed login, e.g. "
+        "`https://auth.example.com` or `https://<prefix>.auth.<region>.amazoncognito.com`, "
+        "where people sign in (`/oauth2/authorize`) and codes are exchanged "
+        "(`/oauth2/token`). Locally it defaults to PUBLIC_BASE_URL (the embedded issuer).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_client_id: str = Field(
+        default="",
+        description="The Cognito app client the facade signs people in with (authorization "
+        "code grant, its callback URL `<PUBLIC_BASE_URL>/oauth/callback`). Locally it defaults "
+        "to the embedded issuer's client.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret of OAUTH_PROXY_CLIENT_ID (empty for an app client without one). "
+        "Locally it defaults to the embedded issuer's client secret.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Scopes asked of Cognito, comma- or space-separated. Empty asks `openid` "
+        "and the scopes of REQUIRED_SCOPES and TOOL_SCOPES. The scopes Cognito grants are "
+        "the ones the facade's tokens carry.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_signing_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="PEM RSA private keys (2048 bits or more) the facade signs its tokens "
+        "with, separated by commas or newlines: the first signs, all are published at "
+        "`/oauth/jwks.json` (keep a retired key listed until its tokens expire). Required "
+        "outside local mode; locally a key is created (0600) beside LOCAL_ISSUER_KEY_FILE.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_access_token_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="Lifetime of the facade's access tokens, in seconds: short, since a "
+        "refresh token gets a new one.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_refresh_token_seconds: int = Field(
+        default=86_400,
+        ge=300,
+        le=31_536_000,
+        description="Lifetime of a login session (a refresh token family), in seconds, from "
+        "sign-in: rotation does not extend it. At most REVOCATION_TTL_SECONDS, so a revoked "
+        "session stays revoked for as long as it could live.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_proxy_consent_ttl_seconds: int = Field(
+        default=2_592_000,
+        ge=0,
+        le=31_536_000,
+        description="How long a person's approval of a client is remembered, in seconds "
+        "(`0`: ask every time).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    oauth_registration_rate_limit: str = Field(
+        default="10/minute",
+        description="Dynamic client registrations allowed per client address (notation as "
+        "RATE_LIMIT; counted per replica), or `off`.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cimd_allow_loopback: bool = Field(
+        default=False,
+        description="Fetch Client ID Metadata Documents from loopback addresses too (tests "
+        "only; refused in production). Private and link-local addresses stay refused.",
+        json_schema_extra={"group": "Interactive login"},
+    )
+    cimd_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities trusted for Client ID Metadata "
+        "Documents instead of the system's (tests only; refused in production).",
+        json_schema_extra={"group": "Interactive login"},
+    )
+
     # Rate limits and overload protection (docs/rate-limits.md). Limits use the notation of the
     # `limits` library: "600/minute", "10 per 2 seconds", several joined by ";"; "off" disables.
     rate_limit: str = Field(
@@ -533,7 +724,7 @@ class Settings(BaseSettings):
     rate_limit_tool_costs: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict,
         description="Units a `tools/call` of a tool spends instead of 1, a JSON object such as "
-        '`{"get_user_info": 5}`; a cost above the smallest limit is refused at start-up.',
+        '`{"search": 5}`; a cost above the smallest limit is refused at start-up.',
         json_schema_extra={"group": "Rate limits and overload"},
     )
     rate_limit_failure_mode: Literal["open", "closed"] = Field(
@@ -624,6 +815,7 @@ class Settings(BaseSettings):
         "required_scopes",
         "cors_allow_origins",
         "local_issuer_scopes",
+        "oauth_proxy_scopes",
         mode="before",
     )
     @classmethod
@@ -644,7 +836,7 @@ class Settings(BaseSettings):
             raise ValueError("each secret needs 32 characters or more (e.g. openssl rand -hex 32)")
         return value
 
-    @field_validator("required_scopes", "local_issuer_scopes")
+    @field_validator("required_scopes", "local_issuer_scopes", "oauth_proxy_scopes")
     @classmethod
     def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for scope in value:
@@ -658,10 +850,49 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = json.loads(value) if value.strip() else {}
         if not isinstance(value, dict):
-            raise ValueError('must be a JSON object such as {"add": ["mcp/math"]}')
+            raise ValueError('must be a JSON object such as {"search": ["mcp/search"]}')
         return {name: _split_list(scopes) for name, scopes in value.items()}
 
-    @field_validator("rate_limit", "ip_rate_limit", "rate_limit_fallback")
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _upstreams(cls, value: Any) -> Any:
+        return parse_upstreams(value)
+
+    @field_validator("tool_groups", mode="before")
+    @classmethod
+    def _tool_groups(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                value = None
+        example = '{"deploy": ["ops", "admins"]}'
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object such as {example}")
+        for name, groups in value.items():
+            if (
+                not isinstance(groups, list)
+                or not groups
+                or not all(isinstance(group, str) and group for group in groups)
+            ):
+                raise ValueError(f"{name!r}: give a non-empty list of group names, as in {example}")
+        return {name: tuple(groups) for name, groups in value.items()}
+
+    @field_validator("local_users", mode="before")
+    @classmethod
+    def _local_users(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                value = None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object such as {"ada": {"password": "..."}}')
+        return value
+
+    @field_validator(
+        "rate_limit", "ip_rate_limit", "rate_limit_fallback", "oauth_registration_rate_limit"
+    )
     @classmethod
     def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
@@ -683,7 +914,7 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             example = '{"premium": "6000/minute"}'
             if info.field_name == "rate_limit_tool_costs":
-                example = '{"get_user_info": 5}'
+                example = '{"search": 5}'
             raise ValueError(f"must be a JSON object such as {example}")
         return value
 
@@ -763,7 +994,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a user pool id such as us-east-1_AbCdEf123")
         return value
 
-    @field_validator("cognito_jwks_url", "token_url", "mcp_url", "public_base_url")
+    @field_validator(
+        "cognito_jwks_url", "token_url", "mcp_url", "public_base_url", "cognito_domain"
+    )
     @classmethod
     def _urls(cls, value: str) -> str:
         return _check_url(value.strip()).rstrip("/") if value.strip() else ""
@@ -818,6 +1051,66 @@ class Settings(BaseSettings):
         return self.cognito_jwks_url or f"{self.issuer}/.well-known/jwks.json"
 
     @property
+    def redis_tls(self) -> RedisTls | None:
+        """The TLS of every Redis connection (None unless REDIS_URL is `rediss://`)."""
+        from cache.tls import RedisTls
+
+        return RedisTls.of(
+            self.redis_url,
+            ca_file=self.redis_tls_ca_file,
+            cert_file=self.redis_tls_cert_file,
+            key_file=self.redis_tls_key_file,
+            verify=self.redis_tls_verify if self.redis_tls_verify == "none" else None,
+        )
+
+    def redis_problems(self) -> list[Problem]:
+        """Redis settings that parse but cannot work together (checked by `serve`,
+        `check-config` and `revoke`)."""
+        tls_files = {
+            "REDIS_TLS_CA_FILE": self.redis_tls_ca_file,
+            "REDIS_TLS_CERT_FILE": self.redis_tls_cert_file,
+            "REDIS_TLS_KEY_FILE": self.redis_tls_key_file,
+        }
+        problems: list[Problem] = []
+        if self.redis_cluster:
+            parts = urlsplit(self.redis_url)
+            if not self.redis_url or parts.scheme == "unix":
+                problems.append(("REDIS_CLUSTER", "needs a redis:// or rediss:// REDIS_URL"))
+            elif parts.path.strip("/") not in ("", "0"):
+                problems.append(("REDIS_URL", "cluster mode has database 0 only"))
+        tls = self.redis_tls
+        if tls is None:
+            named = [name for name, value in tls_files.items() if value]
+            if self.redis_tls_verify == "none":
+                named.append("REDIS_TLS_VERIFY")
+            return problems + [(name, "needs a rediss:// REDIS_URL (TLS)") for name in named]
+        if not tls.verify and self.app_env == "production":
+            problems.append(
+                (
+                    "REDIS_TLS_VERIFY",
+                    "none (or ssl_cert_reqs=none in REDIS_URL) is refused in production: "
+                    "anyone on the path could read and write the shared state",
+                )
+            )
+        if tls.key_file and not tls.cert_file:
+            problems.append(("REDIS_TLS_CERT_FILE", "required with REDIS_TLS_KEY_FILE"))
+        for name, path in (
+            ("REDIS_TLS_CA_FILE", tls.ca_file),
+            ("REDIS_TLS_CERT_FILE", tls.cert_file),
+            ("REDIS_TLS_KEY_FILE", tls.key_file),
+        ):
+            if path and not Path(path).is_file():
+                problems.append((name, f"{path} is not a readable file"))
+        if not problems:
+            import ssl
+
+            try:
+                tls.context()
+            except (OSError, ssl.SSLError) as exc:
+                problems.append(("REDIS_TLS_CA_FILE", f"cannot be used for TLS: {exc}"))
+        return problems
+
+    @property
     def rate_limit_prefix(self) -> str:
         """RATE_LIMIT_KEY_PREFIX, or the rate-limit keys' place under REDIS_KEY_PREFIX."""
         return self.rate_limit_key_prefix or f"{self.redis_key_prefix}:v1:rl:"
@@ -852,6 +1145,25 @@ class Settings(BaseSettings):
         parts = urlsplit(self.mcp_url)
         return f"{parts.scheme}://{parts.netloc}/oauth2/token"
 
+    @property
+    def oauth_proxy_enabled(self) -> bool:
+        """OAUTH_PROXY, by default on with the embedded issuer only."""
+        return self.embedded_issuer if self.oauth_proxy is None else self.oauth_proxy
+
+    @property
+    def login_domain(self) -> str:
+        """COGNITO_DOMAIN, or locally the embedded issuer at PUBLIC_BASE_URL."""
+        return self.cognito_domain or (self.public_base_url if self.embedded_issuer else "")
+
+    @property
+    def login_client_id(self) -> str:
+        return self.oauth_proxy_client_id or (self.client_id if self.embedded_issuer else "")
+
+    @property
+    def login_client_secret(self) -> str:
+        secret = self.oauth_proxy_client_secret.get_secret_value()
+        return secret or (self.client_secret if self.embedded_issuer else "")
+
     # Per-command requirements ------------------------------------------------------------------
 
     def serve_warnings(self) -> list[Problem]:
@@ -869,7 +1181,7 @@ class Settings(BaseSettings):
         return warnings
 
     def serve_problems(self, host: str = "127.0.0.1") -> list[Problem]:
-        problems: list[Problem] = []
+        problems: list[Problem] = self.redis_problems()
         if self.max_connections:
             from mcp_service.edge import default_max_connections
 
@@ -892,6 +1204,10 @@ class Settings(BaseSettings):
             )
         if self.metrics_port and not self.metrics_enabled:
             problems.append(("METRICS_PORT", "is set but METRICS_ENABLED is false"))
+        if self.oauth_proxy_enabled:
+            problems.extend(self._oauth_proxy_problems())
+        elif self.app_env == "production":
+            problems.extend(self._test_only_problems())
         if self.embedded_issuer:
             problems.extend(self._embedded_issuer_problems(host))
             return problems
@@ -923,6 +1239,71 @@ class Settings(BaseSettings):
                 )
             )
         return problems
+
+    def _oauth_proxy_problems(self) -> list[Problem]:
+        """What the authorization server facade needs (OAUTH_PROXY on)."""
+        problems: list[Problem] = []
+        if not self.public_base_url and not self.embedded_issuer:
+            problems.append(
+                ("PUBLIC_BASE_URL", "required with OAUTH_PROXY: it is the facade's issuer")
+            )
+        base = urlsplit(self.public_base_url)
+        if base.scheme == "http" and (
+            self.app_env == "production" or base.hostname not in ("127.0.0.1", "localhost", "::1")
+        ):
+            problems.append(
+                ("PUBLIC_BASE_URL", "must be https with OAUTH_PROXY (http only on loopback)")
+            )
+        if base.path:
+            problems.append(("PUBLIC_BASE_URL", "must have no path with OAUTH_PROXY"))
+        if not self.embedded_issuer:
+            required = {
+                "COGNITO_DOMAIN": self.cognito_domain,
+                "OAUTH_PROXY_CLIENT_ID": self.oauth_proxy_client_id,
+                "OAUTH_PROXY_SIGNING_KEYS": self.oauth_proxy_signing_keys.get_secret_value(),
+            }
+            problems += [
+                (name, "required with OAUTH_PROXY") for name, value in required.items() if not value
+            ]
+        # On by default locally, it keeps its state in process without the secret.
+        if self.redis_url and not self.token_cache_secret and self.oauth_proxy:
+            problems.append(
+                (
+                    "TOKEN_CACHE_SECRET",
+                    "required with OAUTH_PROXY and REDIS_URL: the login state the replicas "
+                    "share is sealed with it",
+                )
+            )
+        if self.oauth_proxy_refresh_token_seconds > self.revocation_ttl_seconds:
+            problems.append(
+                (
+                    "OAUTH_PROXY_REFRESH_TOKEN_SECONDS",
+                    f"must be at most REVOCATION_TTL_SECONDS ({self.revocation_ttl_seconds}): "
+                    "a revoked session must stay revoked for as long as it can live",
+                )
+            )
+        if self.oauth_proxy_signing_keys.get_secret_value():
+            from mcp_service.oauth.keys import parse_signing_keys
+
+            try:
+                parse_signing_keys(self.oauth_proxy_signing_keys.get_secret_value())
+            except ValueError as exc:
+                problems.append(("OAUTH_PROXY_SIGNING_KEYS", str(exc)))
+        if self.cimd_ca_file is not None and not self.cimd_ca_file.is_file():
+            problems.append(("CIMD_CA_FILE", "is not a readable file"))
+        if self.app_env == "production":
+            problems.extend(self._test_only_problems())
+        return problems
+
+    def _test_only_problems(self) -> list[Problem]:
+        return [
+            (name, "is for tests only and refused in production")
+            for name, value in (
+                ("CIMD_ALLOW_LOOPBACK", self.cimd_allow_loopback),
+                ("CIMD_CA_FILE", self.cimd_ca_file),
+            )
+            if value
+        ]
 
     def _embedded_issuer_problems(self, host: str) -> list[Problem]:
         from mcp_service.netutil import is_loopback

@@ -16,6 +16,8 @@ def shared_redis(settings: Settings, *, on_operation: OperationHook | None = Non
             settings.redis_url,
             socket_timeout=settings.redis_timeout_seconds,
             connect_timeout=settings.redis_connect_timeout_seconds,
+            tls=settings.redis_tls,
+            cluster=settings.redis_cluster,
         )
     return SharedRedis(
         client,

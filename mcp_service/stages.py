@@ -8,6 +8,7 @@ through `running()`, what it starts and stops with the app.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from cache.cluster import ClusterWindows
 from cache.jwks import HttpJwksFetch, JwksCache, JwksFetch
 from cache.jwks_store import SharedJwks
 from cache.redis import SharedRedis
@@ -22,7 +24,7 @@ from cache.redisline import RedisAddress
 from cache.revocations import Revocation, RevocationListener, RevocationSet, RevocationStore
 from cache.seal import Sealer
 from cache.tokens import LocalTokenCache, SharedTokenStore
-from cache.windows import RedisWindows, parse_limits
+from cache.windows import RedisWindows, SharedWindows, parse_limits
 from mcp_service.authenticator import Authenticator
 from mcp_service.errors import Reason
 from mcp_service.hooks import Hooks
@@ -32,7 +34,7 @@ from mcp_service.limiter import SubjectLimiter
 from mcp_service.policies import Policies
 from mcp_service.settings import Settings
 from mcp_service.shared import sealer_for, shared_redis
-from mcp_service.verifier import CognitoVerifier, VerifierConfig
+from mcp_service.verifier import CognitoVerifier, OwnIssuer, VerifierConfig
 from observability.health import Readiness
 from observability.metrics import Metrics
 
@@ -66,7 +68,7 @@ def observe(settings: Settings, tools: Iterable[str]) -> Observed:
     metrics = None
     if settings.metrics_enabled:
         outcomes = ["ok", *(reason.value for reason in Reason)]
-        metrics = Metrics(tools=tools, auth_outcomes=outcomes)
+        metrics = Metrics(tools=tools, upstreams=settings.upstreams, auth_outcomes=outcomes)
     hooks = Hooks.of(metrics)
     readiness = Readiness(timeout=settings.readiness_timeout_seconds, on_report=hooks.readiness)
     return Observed(metrics, hooks, readiness)
@@ -141,9 +143,11 @@ def authenticate(
     *,
     scopes: Iterable[str],
     jwks_fetch: JwksFetch | None = None,
+    own: OwnIssuer | None = None,
 ) -> Authentication:
     """`scopes`: every scope a tool may need (the embedded issuer grants them all).
-    `jwks_fetch` replaces the JWKS download (tests, emulators)."""
+    `jwks_fetch` replaces the JWKS download (tests, emulators); `own` is the login facade's
+    issuer, accepted beside Cognito."""
     hooks = observed.hooks
     issuer = local_issuer(settings, scopes) if settings.embedded_issuer else None
     http = httpx.AsyncClient()
@@ -178,6 +182,7 @@ def authenticate(
             max_token_bytes=settings.max_token_bytes,
         ),
         jwks,
+        own=own,
     )
     token_store = None
     if shared.sealer is not None and settings.token_cache_l2:
@@ -253,11 +258,16 @@ def limit(settings: Settings, observed: Observed) -> Limits:
         fallback=parse_limits(settings.rate_limit_fallback) if settings.rate_limit_fallback else (),
         tool_costs=settings.rate_limit_tool_costs,
     )
-    redis = None
+    redis: SharedWindows | None = None
     if settings.redis_url:
         timeout = settings.rate_limit_redis_timeout_seconds
-        redis = RedisWindows(
-            RedisAddress.from_url(settings.redis_url),
+        address = RedisAddress.from_url(settings.redis_url)
+        tls = settings.redis_tls
+        if tls is not None:
+            address = dataclasses.replace(address, context=tls.context())
+        counters = ClusterWindows if settings.redis_cluster else RedisWindows
+        redis = counters(
+            address,
             prefix=settings.rate_limit_prefix,
             reply_timeout=timeout,
             connect_timeout=max(1.0, timeout),

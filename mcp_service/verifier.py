@@ -3,7 +3,9 @@
 Given a key source and a clock, `CognitoVerifier.verify()` returns the claims of a token that
 passes every rule, or raises a `Rejection` naming the first rule it broke. The order matters:
 cheap structural checks first, then the header (read, never trusted to choose a key type), then
-the signature, and only after the signature verifies is the payload read at all.
+the signature, and only after the signature verifies is the payload read at all. A second
+issuer, this service's own (`OwnIssuer`), is a second configuration of the same rules: its
+keys are known by `kid`, and the token is held to the rules of the issuer whose key signed it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,12 +66,28 @@ class VerifierConfig:
     token_use: TokenUse = "access"
     leeway: float = 5.0
     max_token_bytes: int = 16_384
+    # Set for this service's own issuer (the login facade): its access tokens name the MCP
+    # resource in `aud`, and any client it registered may hold one.
+    audience: str | None = None
 
     def __post_init__(self) -> None:
+        if self.audience is not None:
+            if not self.issuer.startswith(("https://", "http://")) or self.token_use != "access":
+                raise ValueError("an own issuer is an http(s) URL issuing access tokens")
+            return
         if not self.issuer.startswith("https://cognito-idp."):
             raise ValueError("issuer must be a Cognito user pool issuer URL")
         if not self.client_ids:
             raise ValueError("at least one app client id is required")
+
+
+@dataclass(frozen=True, slots=True)
+class OwnIssuer:
+    """This service's own issuer beside Cognito: its rules and its public keys by `kid`.
+    A token is checked against the issuer whose key signed it, never the one it names."""
+
+    config: VerifierConfig
+    keys: Mapping[str, Any]
 
 
 class CognitoVerifier:
@@ -79,19 +97,34 @@ class CognitoVerifier:
         keys: KeySource,
         *,
         clock: Callable[[], float] = time.time,
+        own: OwnIssuer | None = None,
     ) -> None:
         self.config = config
         self._keys = keys
         self._clock = clock
+        self._own = own
+        # The rules for claims verified earlier (the L2), chosen by `iss` with one lookup.
+        self._by_issuer = {config.issuer: config}
+        if own is not None:
+            self._by_issuer[own.config.issuer] = own.config
         self._uses: frozenset[str] = (
             frozenset({"access", "id"})
             if config.token_use == "any"
             else frozenset({config.token_use})
         )
 
+    @property
+    def keys(self) -> KeySource:
+        return self._keys
+
     async def verify(self, token: str) -> Claims:
         """Claims of a token that passes every rule; otherwise a `Rejection` is raised."""
         kid = _check_header(_decode_json_segment(self._header_segment(token)))
+        own = self._own
+        if own is not None and kid in own.keys:
+            claims = _verified_payload(token, own.keys[kid])
+            self._check(claims, own.config)
+            return claims
         try:
             key = await self._keys.get_key(kid)
         except UnknownKeyError:
@@ -99,7 +132,7 @@ class CognitoVerifier:
         except JwksUnavailableError as exc:
             raise KeysUnavailable(str(exc), retry_after=exc.retry_after) from None
         claims = _verified_payload(token, key)
-        self.check_claims(claims)
+        self._check(claims, self.config)
         return claims
 
     def _header_segment(self, token: str) -> str:
@@ -113,8 +146,13 @@ class CognitoVerifier:
         return parts[0]
 
     def check_claims(self, claims: Claims) -> None:
-        """Every rule but the signature: also applied to claims another replica verified."""
-        config = self.config
+        """Every rule but the signature, for claims another replica verified: those of the
+        issuer they name (a sealed L2 entry was verified with that issuer's keys)."""
+        iss = claims.get("iss")
+        config = self._by_issuer.get(iss, self.config) if isinstance(iss, str) else self.config
+        self._check(claims, config)
+
+    def _check(self, claims: Claims, config: VerifierConfig) -> None:
         _check_shapes(claims)
         now = self._clock()
         exp = claims.get("exp")
@@ -133,7 +171,10 @@ class CognitoVerifier:
         use = claims.get("token_use")
         if not isinstance(use, str) or use not in self._uses:
             raise InvalidToken(Reason.WRONG_TOKEN_USE)
-        if use == "access":
+        if config.audience is not None:
+            if not _audience_matches(claims.get("aud"), (config.audience,)):
+                raise InvalidToken(Reason.WRONG_AUDIENCE)
+        elif use == "access":
             client_id = claims.get("client_id")
             if not isinstance(client_id, str) or client_id not in config.client_ids:
                 raise InvalidToken(Reason.WRONG_CLIENT)

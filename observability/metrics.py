@@ -44,6 +44,8 @@ OTHER = "other"
 # Label values the request path may produce; anything else is counted as "other".
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TOOL_OUTCOMES = ("ok", "error", "invalid_arguments", "not_found", "forbidden")
+UPSTREAM_OUTCOMES = ("ok", "error", "timeout")
+MAX_TOOLS = 2_000  # tool label values, the served server's and its upstreams' together
 TOKEN_CACHE_TIERS = ("l1", "l2", "miss")
 JWKS_RESULTS = ("ok", "error", "invalid")
 # The vocabularies of the Redis gate (cache/redis.py), the shared caches and the rate limits:
@@ -165,6 +167,7 @@ class Metrics:
         self,
         *,
         tools: Iterable[str] = (),
+        upstreams: Iterable[str] = (),
         auth_outcomes: Iterable[str] = ("ok",),
         build: BuildInfo | None = None,
         registry: CollectorRegistry | None = None,
@@ -187,6 +190,14 @@ class Metrics:
             "mcp_tool_call_duration_seconds",
             "MCP tool calls by tool and outcome, and how long the tool took.",
             ("tool", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "mcp_upstream_call_duration_seconds",
+            "Requests to upstream MCP servers (UPSTREAMS) by namespace and outcome (ok, error, "
+            "timeout), and how long they took.",
+            ("upstream", "outcome"),
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -277,8 +288,12 @@ class Metrics:
         self._http: _Children[Any] = _Children(
             self.http_duration, (_values(HTTP_METHODS), _Anything(), _StatusCodes())
         )
+        self._tool_names = _values(tools)
         self._tools: _Children[Any] = _Children(
-            self.tool_duration, (_values(tools), _values(TOOL_OUTCOMES))
+            self.tool_duration, (self._tool_names, _values(TOOL_OUTCOMES))
+        )
+        self._upstreams: _Children[Any] = _Children(
+            self.upstream_duration, (_values(upstreams), _values(UPSTREAM_OUTCOMES))
         )
         self._auth: _Children[Any] = _Children(self.auth_outcomes, (_values(auth_outcomes),))
         self._cache: _Children[Any] = _Children(self.token_cache, (_values(TOKEN_CACHE_TIERS),))
@@ -315,6 +330,18 @@ class Metrics:
 
     def tool_call(self, tool: str, outcome: str, seconds: float) -> None:
         self._tools.get(tool, outcome).observe(seconds)
+
+    def allow_tools(self, names: Iterable[str]) -> None:
+        """Add tool label values learnt at run time (an upstream's namespaced tools, when it
+        first lists them), up to MAX_TOOLS in all; a name past that stays "other"."""
+        room = MAX_TOOLS - len(self._tool_names)
+        added = [name for name in names if name not in self._tool_names][: max(room, 0)]
+        if added:
+            self._tool_names = self._tool_names | frozenset(added)
+            self._tools = _Children(self.tool_duration, (self._tool_names, _values(TOOL_OUTCOMES)))
+
+    def upstream_call(self, upstream: str, outcome: str, seconds: float) -> None:
+        self._upstreams.get(upstream, outcome).observe(seconds)
 
     def auth_outcome(self, outcome: str) -> None:
         self._auth.get(outcome).inc()

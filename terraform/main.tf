@@ -62,6 +62,7 @@ locals {
     PUBLIC_BASE_URL = "https://${var.domain_name}"
     REQUIRED_SCOPES = join(",", var.required_scopes)
     TRUSTED_PROXIES = var.vpc_cidr
+    REDIS_CLUSTER   = var.redis_cluster_mode ? "true" : "false"
     CONFIG_REVISION = aws_secretsmanager_secret_version.app.version_id
   }
   app_environment = merge(var.extra_environment, local.app_environment_base)

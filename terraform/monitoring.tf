@@ -147,14 +147,15 @@ resource "aws_cloudwatch_metric_alarm" "ecs_memory_high" {
   ok_actions          = local.alarm_actions
 }
 
-# ElastiCache reports per node: <replication group id>-001, -002, ...
+# ElastiCache reports per node: <replication group id>-001, -002, ... (cluster mode:
+# -0001-001, -0001-002, ... per shard); local.redis_node_ids names them.
 resource "aws_cloudwatch_metric_alarm" "redis_cpu_high" {
-  count               = var.redis_num_cache_clusters
-  alarm_name          = "${local.name}-redis-${format("%03d", count.index + 1)}-engine-cpu"
+  for_each            = toset(local.redis_node_ids)
+  alarm_name          = "${each.key}-engine-cpu"
   alarm_description   = "Redis engine CPU above 80% (Redis is single-threaded: this is saturation)"
   namespace           = "AWS/ElastiCache"
   metric_name         = "EngineCPUUtilization"
-  dimensions          = { CacheClusterId = format("%s-%03d", aws_elasticache_replication_group.redis.id, count.index + 1) }
+  dimensions          = { CacheClusterId = each.key }
   statistic           = "Average"
   period              = 60
   evaluation_periods  = 5
@@ -166,12 +167,12 @@ resource "aws_cloudwatch_metric_alarm" "redis_cpu_high" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "redis_memory_high" {
-  count               = var.redis_num_cache_clusters
-  alarm_name          = "${local.name}-redis-${format("%03d", count.index + 1)}-memory"
+  for_each            = toset(local.redis_node_ids)
+  alarm_name          = "${each.key}-memory"
   alarm_description   = "Redis memory above 80% of maxmemory: evictions follow"
   namespace           = "AWS/ElastiCache"
   metric_name         = "DatabaseMemoryUsagePercentage"
-  dimensions          = { CacheClusterId = format("%s-%03d", aws_elasticache_replication_group.redis.id, count.index + 1) }
+  dimensions          = { CacheClusterId = each.key }
   statistic           = "Average"
   period              = 60
   evaluation_periods  = 5

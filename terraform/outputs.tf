@@ -36,9 +36,9 @@ output "app_secret_arn" {
   value       = aws_secretsmanager_secret.app.arn
 }
 
-output "redis_primary_endpoint" {
-  description = "Redis primary endpoint (TLS, AUTH token in the secret)."
-  value       = aws_elasticache_replication_group.redis.primary_endpoint_address
+output "redis_endpoint" {
+  description = "The Redis endpoint in REDIS_URL: the primary endpoint, or with redis_cluster_mode the configuration endpoint (TLS, AUTH token in the secret)."
+  value       = local.redis_endpoint
 }
 
 output "alarm_topic_arn" {

@@ -34,7 +34,7 @@ locals {
   redis_url = format(
     "rediss://:%s@%s:%d/0",
     random_password.redis_auth.result,
-    aws_elasticache_replication_group.redis.primary_endpoint_address,
+    local.redis_endpoint,
     aws_elasticache_replication_group.redis.port,
   )
 }

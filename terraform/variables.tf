@@ -297,6 +297,32 @@ variable "redis_num_cache_clusters" {
   }
 }
 
+variable "redis_cluster_mode" {
+  description = "ElastiCache cluster mode (enabled): the keys spread over redis_shards shards; the tasks get the configuration endpoint and REDIS_CLUSTER=true. Changing it replaces the replication group (Redis starts empty: docs/redis.md says what that costs)."
+  type        = bool
+  default     = false
+}
+
+variable "redis_shards" {
+  description = "With redis_cluster_mode: shards (node groups), each a primary and its replicas."
+  type        = number
+  default     = 3
+  validation {
+    condition     = var.redis_shards >= 1 && var.redis_shards <= 500
+    error_message = "redis_shards must be 1-500."
+  }
+}
+
+variable "redis_replicas_per_shard" {
+  description = "With redis_cluster_mode: replicas of each shard's primary, across AZs (automatic failover needs one)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.redis_replicas_per_shard >= 1 && var.redis_replicas_per_shard <= 5
+    error_message = "redis_replicas_per_shard must be 1-5: automatic failover needs a replica."
+  }
+}
+
 variable "redis_engine_version" {
   description = "Redis OSS engine version."
   type        = string

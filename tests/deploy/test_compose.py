@@ -24,7 +24,9 @@ from tests.deploy.helpers import ROOT
 
 SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
 REPLICAS = ["replica-1", "replica-2", "replica-3"]
-SERVICES = {"redis", "issuer", *REPLICAS, "nginx", "prometheus", "grafana"}
+CLUSTER_NODES = ["redis-cluster-1", "redis-cluster-2", "redis-cluster-3"]
+CLUSTER_PROFILE = {*CLUSTER_NODES, "redis-cluster-init"}
+SERVICES = {"redis", "issuer", *REPLICAS, "nginx", "prometheus", "grafana", *CLUSTER_PROFILE}
 OBSERVABILITY_FILES = ("deploy/prometheus/alerts.yml", "deploy/grafana")
 CLI = "import sys; from mcp_service.cli import main; sys.exit(main())"
 
@@ -213,7 +215,7 @@ def test_fixed_addresses_are_unique_and_outside_the_dynamic_range(
         for svc in compose["services"].values()
         if "ipv4_address" in (svc["networks"]["mcp"] or {})
     ]
-    assert len(fixed) == len(set(fixed)) == 5
+    assert len(fixed) == len(set(fixed)) == 8
     assert all(ip in subnet and ip not in dynamic for ip in fixed)
 
 
@@ -246,6 +248,48 @@ def test_nginx_starts_after_every_replica_is_healthy(compose: dict[str, Any]) ->
 
 def test_redis_has_a_health_check(compose: dict[str, Any]) -> None:
     assert compose["services"]["redis"]["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]
+
+
+# --- The optional cluster profile ----------------------------------------------------------------
+
+
+def test_the_cluster_services_start_only_with_the_cluster_profile(compose: dict[str, Any]) -> None:
+    profiled = {name for name, svc in compose["services"].items() if svc.get("profiles")}
+    assert profiled == CLUSTER_PROFILE
+    assert all(compose["services"][name]["profiles"] == ["cluster"] for name in profiled)
+
+
+@pytest.mark.parametrize("name", CLUSTER_NODES)
+def test_each_cluster_node_runs_in_cluster_mode_without_persistence(
+    compose: dict[str, Any], name: str
+) -> None:
+    command = compose["services"][name]["command"]
+    options = dict(zip(command[1::2], command[2::2], strict=False))
+    assert options["--cluster-enabled"] == "yes"
+    assert options["--save"] == "" and options["--appendonly"] == "no"
+    assert compose["services"][name]["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]
+
+
+def test_the_cluster_is_created_from_the_three_nodes_once_they_are_healthy(
+    compose: dict[str, Any],
+) -> None:
+    init = compose["services"]["redis-cluster-init"]
+    script = init["command"][-1]
+    nodes = [f"{address(compose['services'][name])}:6379" for name in CLUSTER_NODES]
+    assert f"--cluster create {' '.join(nodes)} --cluster-replicas 0 --cluster-yes" in script
+    assert all(init["depends_on"][n]["condition"] == "service_healthy" for n in CLUSTER_NODES)
+    assert init["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_replicas_use_the_cluster_when_told_to(compose: dict[str, Any], name: str) -> None:
+    settings = compose["services"][name]["environment"]
+    assert interpolate(settings["REDIS_CLUSTER"]) == "false"
+    told = {"MCP_REDIS_URL": "redis://172.28.80.31:6379/0", "MCP_REDIS_CLUSTER": "true"}
+    assert interpolate(settings["REDIS_CLUSTER"], told) == "true"
+    assert urlsplit(interpolate(settings["REDIS_URL"], told)).hostname == address(
+        compose["services"]["redis-cluster-1"]
+    )
 
 
 # --- Prometheus and Grafana ----------------------------------------------------------------------

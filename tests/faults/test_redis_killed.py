@@ -55,6 +55,7 @@ class Outage:
     redis: RedisServer
     env: dict[str, str]
     cwd: Path
+    revoked: str  # a token revoked before Redis was killed
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
         with running_replicas(env, cwd, 2) as replicas:
             for replica in replicas:
                 assert readiness(replica) == "ok"
+            revoked = revoke_everywhere(replicas, env, cwd, reason="before the kill")
 
             def plan(n: int) -> Call:
                 return add_call(replicas[n % 2].url, tokens[n % len(tokens)])
@@ -101,8 +103,36 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
                 time.sleep(1.0)
                 report = load.report()
             yield Outage(
-                report, killed, degraded, restarted, recovered, replicas, redis_server, env, cwd
+                report,
+                killed,
+                degraded,
+                restarted,
+                recovered,
+                replicas,
+                redis_server,
+                env,
+                cwd,
+                revoked,
             )
+
+
+def revoke_everywhere(
+    replicas: list[ServiceProcess], env: dict[str, str], cwd: Path, reason: str
+) -> str:
+    """A token every replica accepted, revoked, and refused by every replica: the token."""
+    jti = f"jti-{uuid.uuid4()}"
+    token = TokenFactory().token(jti=jti)
+    for replica in replicas:
+        assert call_add(replica.url, token).status_code == 200
+    revoked = cli("revoke", "--jti", jti, "--reason", reason, env=shared_env(env), cwd=cwd)
+    assert revoked.returncode == 0, revoked.stderr
+
+    def refused_everywhere() -> bool:
+        answers: list[httpx.Response] = [call_add(r.url, token) for r in replicas]
+        return all(a.status_code == 401 and a.json()["reason"] == "revoked" for a in answers)
+
+    wait_until(refused_everywhere, 5, "the revocation reached every replica")
+    return token
 
 
 def test_no_valid_call_fails_while_redis_is_killed_and_restarted(outage: Outage) -> None:
@@ -148,16 +178,15 @@ def test_one_subject_draws_from_one_budget_kept_in_the_restarted_redis(outage: O
 
 
 def test_a_revocation_after_the_restart_reaches_every_replica(outage: Outage) -> None:
-    jti = f"jti-{uuid.uuid4()}"
-    token = TokenFactory().token(jti=jti)
-    for replica in outage.replicas:
-        assert call_add(replica.url, token).status_code == 200
-    env = shared_env(outage.env)
-    revoked = cli("revoke", "--jti", jti, "--reason", "fault test", env=env, cwd=outage.cwd)
-    assert revoked.returncode == 0, revoked.stderr
+    revoke_everywhere(outage.replicas, outage.env, outage.cwd, reason="after the restart")
 
-    def refused_everywhere() -> bool:
-        answers: list[httpx.Response] = [call_add(r.url, token) for r in outage.replicas]
-        return all(a.status_code == 401 and a.json()["reason"] == "revoked" for a in answers)
 
-    wait_until(refused_everywhere, 5, "the revocation reached every replica")
+def test_a_token_revoked_before_redis_lost_its_data_stays_refused(outage: Outage) -> None:
+    answers = [call_add(replica.url, outage.revoked) for replica in outage.replicas]
+    assert [(a.status_code, a.json()["reason"]) for a in answers] == [(401, "revoked")] * 2
+
+
+def test_the_revocation_audit_survives_redis_losing_its_data(outage: Outage) -> None:
+    listed = cli("revoke", "--list", env=shared_env(outage.env), cwd=outage.cwd)
+    assert listed.returncode == 0, listed.stderr
+    assert '"reason": "before the kill"' in listed.stdout

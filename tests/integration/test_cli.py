@@ -52,6 +52,25 @@ def test_the_embedded_issuer_refuses_a_public_bind(tmp_path: Path) -> None:
     assert result.stderr.startswith("LOCAL_ISSUER_ALLOW_REMOTE: ")
 
 
+def test_the_login_facade_without_its_settings_exits_2_naming_each(tmp_path: Path) -> None:
+    env = {
+        "APP_ENV": "staging",
+        "COGNITO_REGION": "us-east-1",
+        "USER_POOL_ID": "us-east-1_Abc123",
+        "APP_CLIENT_ID": "client-a",
+        "OAUTH_PROXY": "true",
+        "OAUTH_PROXY_SIGNING_KEYS": "-----BEGIN PRIVATE KEY-----\nsecretbits\n"
+        "-----END PRIVATE KEY-----",
+    }
+    result = cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    named = [line.split(":")[0] for line in result.stderr.splitlines()]
+    assert {"PUBLIC_BASE_URL", "COGNITO_DOMAIN", "OAUTH_PROXY_CLIENT_ID"} <= set(named)
+    assert "OAUTH_PROXY_SIGNING_KEYS" in named
+    assert "secretbits" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_check_config_accepts_good_settings_and_shows_no_secret(tmp_path: Path) -> None:
     env = {
         "APP_ENV": "production",

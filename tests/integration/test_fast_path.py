@@ -538,6 +538,44 @@ async def test_the_host_origin_guard_stands_in_front_of_the_fast_path(
             await assert_identical(p, iter([Case(f"{request}, {name}", body, sent, True)]))
 
 
+TEAM_REQUESTS: dict[str, bytes] = {
+    "whoami": rpc("tools/call", call("whoami", {})),
+    "deploy, a tool for another group": rpc(
+        "tools/call", call("deploy", {"service": "api", "version": "1"})
+    ),
+    "tools/list": rpc("tools/list"),
+    "resources/list": rpc("resources/list"),
+    "resources/templates/list": rpc("resources/templates/list"),
+    "runbook index": rpc("resources/read", {"uri": "runbooks://index"}),
+    "runbook": rpc("resources/read", {"uri": "runbooks://db-failover"}),
+    "prompts/list": rpc("prompts/list"),
+    "prompt": rpc("prompts/get", {"name": "incident_review", "arguments": {"summary": "ö"}}),
+    "ping": rpc("ping"),
+}
+# find_runbook takes FastMCP's Context: the SDK path's.
+TEAM_SDK = SDK_BODIES | {"context tool": rpc("tools/call", call("find_runbook", {"topic": "db"}))}
+
+
+@pytest.mark.anyio
+async def test_the_example_team_server_answers_identically_on_both_paths(
+    sdk_entries: SdkEntries,
+) -> None:
+    from team_server.server import create_server
+
+    def team(fast: bool) -> ASGIApp:
+        return make_service(
+            server=create_server(),
+            fast_path=fast,
+            ip_rate_limit="off",
+            rate_limit="10000/minute",
+            tool_groups={"deploy": ["ops"]},
+        ).app
+
+    bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
+    async with pair(team, sdk_entries, bearer) as p:
+        await assert_identical(p, corpus(TEAM_REQUESTS, TEAM_SDK))
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(("fast_path", "entered"), [(True, 0), (False, 1)])
 async def test_fast_path_false_sends_a_tool_call_through_the_sdk_transport(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ import redis
 from cache.redisline import RedisAddress
 from cache.windows import Limit, MemoryWindows, RedisWindows, parse_limits
 from tests.support.asgi import MCP_HEADERS, rpc, running
+from tests.support.processes import RedisServer
 from tests.support.redisdouble import RedisProxy
 from tests.support.service import make_service
 from tests.support.tokens import TokenFactory
@@ -131,3 +133,32 @@ async def test_after_redis_comes_back_its_count_resumes(redis_url: str, key_pref
     assert "fallback_allowed" in outcomes
     assert outcomes[-1] == "allowed"
     assert after.headers["ratelimit-remaining"] == "98"  # the second hit Redis has seen
+
+
+async def test_readiness_recovers_after_a_redis_restart_without_traffic(tmp_path: Path) -> None:
+    with RedisServer(tmp_path) as server:
+        service = make_service(
+            redis_url=server.url,
+            rate_limit="100/minute",
+            rate_limit_redis_cooldown_seconds=0.2,
+        )
+        limiter = service.limiter
+        assert limiter is not None
+
+        async def readiness_becomes(state: str) -> bool:
+            deadline = time.monotonic() + 5
+            while (await limiter.readiness()).state.value != state:
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.1)
+            return True
+
+        await limiter.start()
+        try:
+            assert await readiness_becomes("ok")
+            server.kill()
+            assert await readiness_becomes("degraded")
+            server.start()  # same port, empty; no request arrives meanwhile
+            assert await readiness_becomes("ok")
+        finally:
+            await limiter.close()

@@ -137,6 +137,20 @@ async def test_a_tool_name_that_is_not_registered_is_recorded_as_other(
     assert value(text, count, tool="other", outcome="not_found") == 1
 
 
+async def test_tool_calls_are_labelled_with_the_served_servers_own_tool_names(
+    in_process: Callable[..., Any],
+) -> None:
+    async with in_process(mcp_app="tests.support.own_server:create_server") as svc:
+        token = await svc.token()
+        assert (await svc.call_tool(token, "shout", text="a")).status_code == 200
+        await svc.call_tool(token, "add", a=1, b=1)  # the demo's, not this server's
+        text = await svc.metrics_text()
+    count = "mcp_tool_call_duration_seconds_count"
+    assert value(text, count, tool="shout", outcome="ok") == 1
+    assert value(text, count, tool="other", outcome="not_found") == 1
+    assert 'tool="add"' not in text
+
+
 async def test_auth_outcomes_count_ok_and_each_refusal_by_reason_code(
     in_process: Callable[..., Any],
 ) -> None:

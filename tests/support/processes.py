@@ -134,40 +134,68 @@ class ServiceProcess:
 
 
 class RedisServer:
-    """A private `redis-server` on a free loopback port, for tests that stop and restart it."""
+    """A private `redis-server` on a free loopback port, for tests that stop and restart it.
+    `options` are more `redis-server` arguments (`--tls-port`, `--cluster-enabled`, ...);
+    `config` lines go into a configuration file (ACL users); with `tls` the port is TLS-only."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        options: Sequence[str] = (),
+        config: Sequence[str] = (),
+        tls: bool = False,
+    ) -> None:
+        self.port = port or free_port()
         self.workdir = workdir
+        self.options = tuple(options)
+        self.config = tuple(config)
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
+        command = [binary]
+        if self.config:
+            conf = self.workdir / f"redis-{self.port}.conf"
+            conf.write_text("".join(f"{line}\n" for line in self.config))
+            command.append(str(conf))
+        ports = (
+            ["--port", "0", "--tls-port", str(self.port)]
+            if self.tls
+            else ["--port", str(self.port)]
+        )
+        command += [
+            *ports,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            *self.options,
+        ]
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {' '.join(command)}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
@@ -180,6 +208,15 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import pytest
+from fastmcp import FastMCP
 
 from mcp_service.app import Service, build_service
 from mcp_service.settings import Settings
@@ -61,7 +62,13 @@ def request_path_twins(request: pytest.FixtureRequest) -> Iterator[bool]:
 TWINS = pytest.mark.usefixtures("request_path_twins")
 
 
-def make_service(fetch: FakeJwks | None = None, **overrides: Any) -> Service:
+def make_service(
+    fetch: FakeJwks | None = None, *, server: FastMCP[Any] | None = None, **overrides: Any
+) -> Service:
+    """The service around `server` (default: MCP_APP's, the demo unless overridden)."""
     return build_service(
-        make_settings(**overrides), jwks_fetch=fetch or FakeJwks(), hot_paths=HOT_PATHS.get()
+        make_settings(**overrides),
+        server=server,
+        jwks_fetch=fetch or FakeJwks(),
+        hot_paths=HOT_PATHS.get(),
     )

@@ -62,14 +62,22 @@ def slow_sum(a: int, b: int) -> int:
     return a + b
 
 
-async def test_an_async_tool_past_the_tool_timeout_is_cancelled_with_an_error() -> None:
-    from fastmcp import Client, FastMCP
-    from fastmcp.exceptions import ToolError
-
-    from mcp_service.tools import register_tools
+def served(seconds: float, *tools: Any) -> Any:
+    """A server of the test's own with `tools`, after the service was built around it."""
+    from fastmcp import FastMCP
 
     mcp: FastMCP[Any] = FastMCP("t")
-    register_tools(mcp, {}, timeout=0.2, tools=(slow_lookup,))
+    for tool in tools:
+        mcp.tool(tool)
+    make_service(server=mcp, tool_timeout_seconds=seconds)
+    return mcp
+
+
+async def test_an_async_tool_past_the_tool_timeout_is_cancelled_with_an_error() -> None:
+    from fastmcp import Client
+    from fastmcp.exceptions import ToolError
+
+    mcp = served(0.2, slow_lookup)
     async with Client(mcp) as client:
         assert (await client.call_tool("slow_lookup", {"seconds": 0})).data == "done"
         started = asyncio.get_running_loop().time()
@@ -79,15 +87,15 @@ async def test_an_async_tool_past_the_tool_timeout_is_cancelled_with_an_error() 
 
 
 async def test_only_async_tools_get_the_timeout() -> None:
+    mcp = served(12.5, slow_lookup, slow_sum)
+    timeouts = {name: (await mcp.get_tool(name)).timeout for name in ("slow_lookup", "slow_sum")}
+    assert timeouts == {"slow_lookup": 12.5, "slow_sum": None}
+
+
+async def test_a_timeout_the_server_set_itself_is_kept() -> None:
     from fastmcp import FastMCP
 
-    from mcp_service.tools import TOOL_NAMES, register_tools
-
     mcp: FastMCP[Any] = FastMCP("t")
-    register_tools(mcp, {}, timeout=12.5)
-    register_tools(mcp, {}, timeout=12.5, tools=(slow_lookup, slow_sum))
-    timeouts = {
-        name: (await mcp.get_tool(name)).timeout
-        for name in (*TOOL_NAMES, "slow_lookup", "slow_sum")
-    }  # type: ignore[union-attr]
-    assert timeouts == {"add": None, "get_user_info": None, "slow_lookup": 12.5, "slow_sum": None}
+    mcp.tool(slow_lookup, timeout=3.0)
+    make_service(server=mcp, tool_timeout_seconds=12.5)
+    assert (await mcp.get_tool("slow_lookup")).timeout == 3.0  # type: ignore[union-attr]

@@ -126,6 +126,54 @@ def test_redis_without_a_sealing_secret_is_accepted() -> None:
     assert problems(redis_url="redis://127.0.0.1:6379/0") == []
 
 
+PRODUCTION = {
+    "app_env": "production",
+    "cognito_region": "us-east-1",
+    "user_pool_id": "us-east-1_Abc",
+    "app_client_id": "client",
+}
+
+
+@pytest.mark.parametrize(
+    "redis",
+    [
+        {"redis_url": "rediss://redis.internal:6379/0", "redis_tls_verify": "none"},
+        {"redis_url": "rediss://redis.internal:6379/0?ssl_cert_reqs=none"},
+    ],
+    ids=["setting", "url"],
+)
+def test_production_refuses_redis_tls_without_verification(redis: dict[str, str]) -> None:
+    assert problems(**PRODUCTION, **redis) == ["REDIS_TLS_VERIFY"]
+
+
+def test_redis_tls_without_verification_is_accepted_outside_production() -> None:
+    assert problems(redis_url="rediss://127.0.0.1:6379/0", redis_tls_verify="none") == []
+
+
+@pytest.mark.parametrize(
+    "setting", ["redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"]
+)
+def test_redis_tls_files_need_a_rediss_url(setting: str, tmp_path: Path) -> None:
+    (tmp_path / "x.pem").write_text("")
+    assert problems(redis_url="redis://127.0.0.1:6379/0", **{setting: str(tmp_path / "x.pem")}) == [
+        setting.upper()
+    ]
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    assert problems(
+        redis_url="rediss://127.0.0.1:6379/0", redis_tls_ca_file=str(tmp_path / "ca.pem")
+    ) == ["REDIS_TLS_CA_FILE"]
+
+
+@pytest.mark.parametrize(
+    "url", ["", "unix:///run/redis.sock", "redis://127.0.0.1:6379/2"], ids=["none", "unix", "db"]
+)
+def test_cluster_mode_needs_a_tcp_url_to_database_zero(url: str) -> None:
+    assert len(problems(redis_url=url, redis_cluster="true")) == 1
+
+
 def test_a_short_token_cache_secret_is_refused() -> None:
     assert "TOKEN_CACHE_SECRET" in problems(token_cache_secret="short")
 

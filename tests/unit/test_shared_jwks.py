@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import fakeredis
 import pytest
 
 from cache.errors import JwksUnavailableError, UnknownKeyError
+from cache.jwks import JwksCache
 from cache.jwks_store import SharedJwks
 from cache.seal import Sealer
 from tests.support.fleet import (
@@ -39,6 +41,31 @@ async def test_a_fleet_cold_start_fetches_once(server: fakeredis.FakeServer) -> 
     await asyncio.gather(*(cache.refresh() for cache in fleet))
     assert endpoint.fetches == 1
     assert all(cache.kids == {PRIMARY} for cache in fleet)
+
+
+class LateLock(SharedJwks):
+    """A replica whose lock attempt comes just after another replica fetched, stored and
+    released: the moment a fleet starting together can fetch twice."""
+
+    def __init__(self, *args: Any, first: JwksCache, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first = first
+
+    async def try_lock(self) -> bool:
+        await self.first.refresh()
+        return await super().try_lock()
+
+
+async def test_a_replica_that_wins_the_lock_after_another_fetched_adopts_its_keys(
+    server: fakeredis.FakeServer,
+) -> None:
+    endpoint, clock = Endpoint(rsa_key()), Clock()
+    first = replica(server, endpoint, clock)
+    store = LateLock(shared_redis(server), Sealer((SECRET,)), JWKS_URL, clock=clock, first=first)
+    second = JwksCache(endpoint, shared=store, clock=clock)
+    await second.refresh()
+    assert endpoint.fetches == 1
+    assert second.kids == first.kids == {PRIMARY}
 
 
 async def test_a_replica_started_later_adopts_the_shared_keys(server: fakeredis.FakeServer) -> None:

@@ -1,15 +1,18 @@
-"""The MCP tools. Each reads its caller through FastMCP's `get_access_token()`."""
+"""The built-in demo server, served when MCP_APP is not set: `add` and `get_user_info`.
+
+A team's own server replaces it with `mcp-service serve --app MODULE:ATTR` (docs/own-server.md);
+nothing else in the service names these tools. `create_server` builds a fresh instance on every
+call, so each `build_service` gets a server of its own.
+"""
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeAlias
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.server.auth import require_scopes
 from fastmcp.server.dependencies import get_access_token
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -45,23 +48,9 @@ def get_user_info() -> dict[str, Any]:
     }
 
 
-TOOLS: tuple[Callable[..., Any], ...] = (add, get_user_info)
-TOOL_NAMES = tuple(fn.__name__ for fn in TOOLS)
-
-
-def register_tools(
-    mcp: FastMCP[Any],
-    tool_scopes: Mapping[str, tuple[str, ...]],
-    *,
-    timeout: float | None = None,
-    tools: Iterable[Callable[..., Any]] = TOOLS,
-) -> None:
-    """Add the tools to `mcp`, each guarded by the scopes configured for it (if any). An async
-    tool is bounded by FastMCP's `timeout` (TOOL_TIMEOUT_SECONDS), which cancels it; a sync tool
-    runs in a worker thread that cannot be interrupted, where the timeout would only throw away
-    a late result (at ~2 % of a call's CPU), so it gets none."""
-    for fn in tools:
-        scopes = tool_scopes.get(fn.__name__, ())
-        auth = require_scopes(*scopes) if scopes else None
-        bound = timeout if inspect.iscoroutinefunction(fn) else None
-        mcp.tool(fn, annotations=READ_ONLY, auth=auth, timeout=bound)
+def create_server() -> FastMCP[Any]:
+    """The demo server: two read-only tools."""
+    mcp: FastMCP[Any] = FastMCP("mcp-service")
+    mcp.tool(add, annotations=READ_ONLY)
+    mcp.tool(get_user_info, annotations=READ_ONLY)
+    return mcp
