@@ -17,7 +17,7 @@ It sits innermost in `http_app(middleware=...)`, inside FastMCP's `RequestContex
 path untouched, the body it read replayed: other methods and HTTP verbs, batches,
 notifications, a session id, the per-request protocol generation, a body the classifier cannot
 read cheaply, a tool that takes FastMCP's `Context` (it may talk back to the client) or is not a
-function tool of the app itself (mounted, proxied, transformed: its body is out of sight), an app
+function tool of the server itself (mounted, an upstream's, unknown: never looked up), an app
 with its own FastMCP auth provider, and any FastMCP or MCP SDK release it was not proven
 against (`fast_path_supported()`).
 """
@@ -256,19 +256,17 @@ class FastPath:
         return (manager._lifespan_state,)
 
     async def _plain_tool(self, params: dict[str, Any] | None) -> bool:
-        """Whether the tool called is one that cannot talk back to the client: a function tool
-        without a FastMCP `Context` parameter, or a name no tool answers to (its error result
-        needs no session either). A name once found to be a plain function tool is remembered:
-        the lookup runs FastMCP's providers, transforms and `auth=` checks."""
+        """Whether the tool called is one of the server's own function tools without a FastMCP
+        `Context` parameter, so it cannot talk back to the client. Only the server's local
+        components are looked at (a mounted or upstream server is never asked); any other name
+        takes the SDK path. A name once found plain is remembered."""
         name = None if params is None else params.get("name")
         if type(name) is not str or name in self._plain_tools:
             return True
         try:
-            tool = await self.server.get_tool(name)
+            tool = await self.server.local_provider.get_tool(name)
         except Exception:
             return False
-        if tool is None:
-            return True
         if not isinstance(tool, FunctionTool) or find_kwarg_by_type(tool.fn, Context):
             return False
         self._plain_tools.add(name)

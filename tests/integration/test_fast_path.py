@@ -48,10 +48,10 @@ class Point(BaseModel):
 
 
 class Failing(Middleware):
-    """FastMCP middleware that fails a call to `boom` with a plain exception."""
+    """FastMCP middleware that fails a call of `text` with `s="boom"` with a plain exception."""
 
     async def on_call_tool(self, context: Any, call_next: Any) -> Any:
-        if context.message.name == "boom":
+        if (context.message.arguments or {}).get("s") == "boom":
             raise RuntimeError("middleware failed")
         return await call_next(context)
 
@@ -248,9 +248,8 @@ OWN_REQUESTS: dict[str, bytes] = {
     "large output": rpc("tools/call", call("large", {"n": 300_000})),
     "async": rpc("tools/call", call("slow", {})),
     "timeout": rpc("tools/call", call("times_out", {})),
-    "middleware exception": rpc("tools/call", call("boom", {})),
+    "middleware exception": rpc("tools/call", call("text", {"s": "boom"})),
     "output schema mismatch": rpc("tools/call", call("mismatched", {})),
-    "unknown tool": rpc("tools/call", call("no_such_tool", {})),
     "hidden tool": rpc("tools/call", call("hidden", {})),
     "guarded tool": rpc("tools/call", call("guarded", {})),
     "string id": rpc("tools/call", call("numbers", {"n": 1}), id="req-é"),
@@ -338,11 +337,12 @@ ODD_HEADERS: dict[str, tuple[dict[str, str], bool]] = {
 }
 
 
-# The tests' own server's tools that may talk back to the client, the SDK path's: one taking
-# FastMCP's Context, one of a mounted server (it runs in that server's dispatch).
+# The tests' own server's tool calls the SDK path takes: a tool taking FastMCP's Context, one
+# of a mounted server (it runs in that server's dispatch), a name no local tool has.
 CONTEXT_TOOL = {
     "context tool": rpc("tools/call", call("talks", {})),
     "mounted tool": rpc("tools/call", call("sub_inner", {"word": "ünï"})),
+    "unknown tool": rpc("tools/call", call("no_such_tool", {})),
 }
 
 
@@ -482,11 +482,14 @@ DEMO_REQUESTS: dict[str, bytes] = {
     "add missing": rpc("tools/call", call("add", {"a": 1})),
     "add string": rpc("tools/call", call("add", {"a": "1", "b": 2})),
     "get_user_info": rpc("tools/call", call("get_user_info", {})),
-    "unknown": rpc("tools/call", call("nope", {})),
     "tools/list": rpc("tools/list"),
     "resources/list": rpc("resources/list"),
     "prompts/list": rpc("prompts/list"),
 }
+
+
+# A name no tool of the demo has: the SDK path's.
+DEMO_SDK = {"unknown tool": rpc("tools/call", call("nope", {}))}
 
 
 @pytest.mark.anyio
@@ -495,7 +498,7 @@ async def test_the_demo_service_answers_identically_on_both_paths(
 ) -> None:
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(demo_app, sdk_entries, bearer) as p:
-        await assert_identical(p, corpus(DEMO_REQUESTS))
+        await assert_identical(p, corpus(DEMO_REQUESTS, SDK_BODIES | DEMO_SDK))
 
 
 @pytest.mark.anyio
@@ -553,7 +556,10 @@ TEAM_REQUESTS: dict[str, bytes] = {
     "ping": rpc("ping"),
 }
 # find_runbook takes FastMCP's Context: the SDK path's.
-TEAM_SDK = SDK_BODIES | {"context tool": rpc("tools/call", call("find_runbook", {"topic": "db"}))}
+TEAM_SDK = SDK_BODIES | {
+    "context tool": rpc("tools/call", call("find_runbook", {"topic": "db"})),
+    "unknown tool": rpc("tools/call", call("nope", {})),
+}
 
 
 @pytest.mark.anyio
