@@ -187,8 +187,16 @@ def own_app(fast: bool, page_size: int | None = None, guarded: bool = False) -> 
     )
 
 
+def service_app(fast: bool, **settings: Any) -> ASGIApp:
+    """The whole stack with FAST_PATH as given; no per-IP limit and a per-subject limit the
+    corpus never reaches, so the rate-limit fields are compared, not a refusal."""
+    return make_service(
+        fast_path=fast, ip_rate_limit="off", rate_limit="10000/minute", **settings
+    ).app
+
+
 def demo_app(fast: bool) -> ASGIApp:
-    return make_service(fast_path=fast, ip_rate_limit="off", rate_limit="10000/minute").app
+    return service_app(fast)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,12 +514,7 @@ async def test_the_demo_service_with_tool_scopes_refuses_identically_on_both_pat
     sdk_entries: SdkEntries,
 ) -> None:
     def scoped(fast: bool) -> ASGIApp:
-        return make_service(
-            fast_path=fast,
-            ip_rate_limit="off",
-            rate_limit="10000/minute",
-            tool_scopes={"add": ["mcp/admin"], "get_user_info": ["mcp/tools"]},
-        ).app
+        return service_app(fast, tool_scopes={"add": ["mcp/admin"], "get_user_info": ["mcp/tools"]})
 
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(scoped, sdk_entries, bearer) as p:
@@ -569,13 +572,7 @@ async def test_the_example_team_server_answers_identically_on_both_paths(
     from team_server.server import create_server
 
     def team(fast: bool) -> ASGIApp:
-        return make_service(
-            server=create_server(),
-            fast_path=fast,
-            ip_rate_limit="off",
-            rate_limit="10000/minute",
-            tool_groups={"deploy": ["ops"]},
-        ).app
+        return service_app(fast, server=create_server(), tool_groups={"deploy": ["ops"]})
 
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(team, sdk_entries, bearer) as p:
