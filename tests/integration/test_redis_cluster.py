@@ -209,6 +209,26 @@ async def test_a_cluster_used_without_cluster_mode_is_degraded_and_says_so(
     assert states == {("ok", False), ("degraded", True)}
 
 
+async def test_the_login_state_is_single_use_and_rotates_on_a_cluster(
+    cluster: ClusterNodes,
+) -> None:
+    """The facade's codes and refresh families keep one hash tag each, so their scripts run
+    on one primary: a code redeems once, then reads as replayed; a rotated refresh token
+    presented again ends its family."""
+    client = create_redis(cluster.url, socket_timeout=2, connect_timeout=2, cluster=True)
+    state = RedisState(SharedRedis(client, prefix=f"s{uuid.uuid4().hex[:6]}"), Box(["k" * 32]))
+    try:
+        await state.put("code", digest("the-code"), {"sub": "alice"}, 60)
+        assert await state.redeem("the-code", 60) == ("redeemed", {"sub": "alice"})
+        assert await state.redeem("the-code", 60) == ("replayed", {"sub": "alice"})
+        await state.start_family("fam", "refresh-1", {"sub": "alice"}, 60)
+        assert await state.rotate("fam", "refresh-1", "refresh-2") == ("rotated", {"sub": "alice"})
+        assert (await state.rotate("fam", "refresh-1", "refresh-3"))[0] == "reused"
+        assert (await state.rotate("fam", "refresh-2", "refresh-4"))[0] == "unknown"
+    finally:
+        await client.aclose()
+
+
 async def test_readiness_is_degraded_while_one_primary_is_unreachable(
     cluster: ClusterNodes,
 ) -> None:
@@ -234,23 +254,3 @@ async def test_readiness_is_degraded_while_one_primary_is_unreachable(
         await service.shared.close()
     assert before == {"redis": "ok", "rate_limit": "ok"}
     assert after == {"redis": "degraded", "rate_limit": "degraded"}
-
-
-async def test_the_login_state_is_single_use_and_rotates_on_a_cluster(
-    cluster: ClusterNodes,
-) -> None:
-    """The facade's codes and refresh families keep one hash tag each, so their scripts run
-    on one primary: a code redeems once, then reads as replayed; a rotated refresh token
-    presented again ends its family."""
-    client = create_redis(cluster.url, socket_timeout=2, connect_timeout=2, cluster=True)
-    state = RedisState(SharedRedis(client, prefix=f"s{uuid.uuid4().hex[:6]}"), Box(["k" * 32]))
-    try:
-        await state.put("code", digest("the-code"), {"sub": "alice"}, 60)
-        assert await state.redeem("the-code", 60) == ("redeemed", {"sub": "alice"})
-        assert await state.redeem("the-code", 60) == ("replayed", {"sub": "alice"})
-        await state.start_family("fam", "refresh-1", {"sub": "alice"}, 60)
-        assert await state.rotate("fam", "refresh-1", "refresh-2") == ("rotated", {"sub": "alice"})
-        assert (await state.rotate("fam", "refresh-1", "refresh-3"))[0] == "reused"
-        assert (await state.rotate("fam", "refresh-2", "refresh-4"))[0] == "unknown"
-    finally:
-        await client.aclose()
