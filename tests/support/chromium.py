@@ -9,11 +9,13 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("chromium_login.js")
+FETCHER = Path(__file__).with_name("chromium_fetch.js")
 # Where .ci/run installs playwright-core (npm install --prefix .ci/node).
 DEFAULT_PLAYWRIGHT = ROOT / ".ci" / "node" / "node_modules" / "playwright-core"
 
@@ -39,18 +41,46 @@ def chromium_tools() -> tuple[str, str, Path]:
     return node, chromium, playwright
 
 
+async def run_script(node: str, script: Path, job: dict[str, Any], seconds: float) -> Any:
+    """Run a driver script with `job`; its last line of output, as JSON."""
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(script),
+        json.dumps(job),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), seconds)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise AssertionError(f"the browser failed: {err.decode(errors='replace')[-2000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def fetch_from_page(bind: str, name: str, service: str) -> Any:
+    """What a page served on `bind` as `http://<name>:<port>` may read of the service's OAuth
+    endpoints (chromium_fetch.js)."""
+    node, chromium, playwright = chromium_tools()
+    job = {"playwright": str(playwright), "chromium": chromium, "bind": bind, "name": name}
+    return await run_script(node, FETCHER, {**job, "service": service}, 60)
+
+
 class ChromiumPerson:
     """Signs in as `username` in headless chromium and answers the consent page with
     `decision`; `landed` and `paths` keep what happened, for the assertions of a test."""
 
     def __init__(
-        self, username: str, password: str, *, decision: str = "approve", timeout: float = 60
+        self, username: str, password: str, *, decision: str = "approve", seconds: float = 60
     ) -> None:
         self.node, self.chromium, self.playwright = chromium_tools()
         self.username = username
         self.password = password
         self.decision = decision
-        self.timeout = timeout
+        self.seconds = seconds
         self.landed: list[str] = []
         self.paths: list[str] = []
 
@@ -64,22 +94,7 @@ class ChromiumPerson:
             "username": self.username,
             "password": self.password,
         }
-        process = await asyncio.create_subprocess_exec(
-            self.node,
-            str(DRIVER),
-            json.dumps(job),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        if process.returncode != 0:
-            raise AssertionError(f"the browser failed: {err.decode(errors='replace')[-2000:]}")
-        answer = json.loads(out.decode().strip().splitlines()[-1])
+        answer = await run_script(self.node, DRIVER, job, self.seconds)
         self.landed.append(answer["landed"])
         self.paths += answer["seen"]
         return str(answer["landed"])
