@@ -14,6 +14,8 @@ from typing import TypedDict
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_service.settings import Settings
 
@@ -75,9 +77,23 @@ def cors_layer(settings: Settings) -> Middleware | None:
     return Middleware(CORSMiddleware, **cors_policy(settings))
 
 
+class PreflightOnly:
+    """Behind a route's CORS layer: an OPTIONS request that was no preflight (the CORS layer
+    answers those) is 405, never the route's endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            await PlainTextResponse("Method Not Allowed", 405)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def route_cors(settings: Settings) -> list[Middleware]:
     """The middleware of a route a browser-side OAuth flow fetches: locally, when the stack
     has no CORS layer, the loopback origins' CORS (preflight included); else nothing."""
     if not loopback_allowed(settings) or settings.cors_allow_origins:
         return []
-    return [Middleware(CORSMiddleware, **cors_policy(settings))]
+    return [Middleware(CORSMiddleware, **cors_policy(settings)), Middleware(PreflightOnly)]

@@ -206,3 +206,13 @@ async def test_the_consent_form_may_lead_only_to_sign_in_and_the_client(
     policy = response.headers["content-security-policy"]
     directive = next(d.strip() for d in policy.split(";") if d.strip().startswith("form-action"))
     assert directive.split() == ["form-action", "'self'", BASE, source]
+
+
+@pytest.mark.parametrize(("method", "path"), FETCHED)
+async def test_locally_an_options_request_that_is_no_preflight_reaches_no_endpoint(
+    tmp_path: Path, method: str, path: str
+) -> None:
+    body = {"client_name": "x", "redirect_uris": ["http://127.0.0.1:1/cb"]}
+    async with running(local(tmp_path).app) as client:
+        response = await client.request("OPTIONS", path, json=body, headers={"Origin": INSPECTOR})
+    assert response.status_code == 405
