@@ -1,6 +1,6 @@
 """CPU instructions per tool call, under callgrind: the figure that does not swing with load.
 
-    uv run python bench/callgrind.py [--variants plain,fastmcp-jwt,auth,full]
+    uv run python bench/callgrind.py [--variants plain,fastmcp-jwt,auth,full,auth-sdk,full-sdk]
                                      [--pairs 100:300,200:600] [--idle 10:40] [--jobs 2]
                                      [--keep DIR]
 
@@ -145,7 +145,7 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="plain,fastmcp-jwt,auth,full")
+    parser.add_argument("--variants", default="plain,fastmcp-jwt,auth,full,auth-sdk,full-sdk")
     parser.add_argument("--pairs", default="100:300,200:600", help="N1:N2[,N1:N2...]")
     parser.add_argument("--idle", default="10:40", help="idle seconds of the two idle runs")
     parser.add_argument("--jobs", type=int, default=2, help="servers under valgrind at a time")

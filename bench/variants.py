@@ -17,6 +17,8 @@
                (shared JWKS, revocation listener), the per-subject limit on Redis (so high it
                never refuses, so the Lua round trip happens on every call), the per-IP limit
                (high), the in-flight cap (256) and metrics
+  auth-sdk, full-sdk  auth and full with FAST_PATH=false: every request through FastMCP's
+               SDK transport, as before the fast path (auth and full take the fast path)
 
 Every variant runs under `uvicorn` with the same options (uvloop and httptools when installed,
 no access log); the service variants with the bounded httptools protocol `mcp-service serve`
@@ -43,8 +45,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("plain", "plain-gcfreeze", "fastmcp-jwt", "auth", "full")
-AUTHENTICATED = frozenset({"fastmcp-jwt", "auth", "full"})
+VARIANTS = ("plain", "plain-gcfreeze", "fastmcp-jwt", "auth", "full", "auth-sdk", "full-sdk")
+SERVICE = frozenset({"auth", "full", "auth-sdk", "full-sdk"})
+AUTHENTICATED = SERVICE | {"fastmcp-jwt"}
+# The service variants that send everything through the SDK transport (FAST_PATH=false).
+SDK_SUFFIX = "-sdk"
 # The request every benchmark sends: one tools/call of `add`.
 CALL = {
     "jsonrpc": "2.0",
@@ -111,9 +116,14 @@ def fastmcp_jwt_app() -> Any:
 def service_settings(variant: str) -> Any:
     from tests.support.service import make_settings
 
-    if variant == "auth":
+    fast_path = not variant.endswith(SDK_SUFFIX)
+    if variant.removesuffix(SDK_SUFFIX) == "auth":
         return make_settings(
-            rate_limit="off", ip_rate_limit="off", max_in_flight=0, metrics_enabled=False
+            rate_limit="off",
+            ip_rate_limit="off",
+            max_in_flight=0,
+            metrics_enabled=False,
+            fast_path=fast_path,
         )
     # A prefix of this run's own (inherited by its workers): a shared JWKS left in Redis by an
     # earlier run, signed for another bench key, must not be adopted.
@@ -127,6 +137,7 @@ def service_settings(variant: str) -> Any:
         ip_rate_limit="999999999/second",
         max_in_flight=256,
         metrics_enabled=True,
+        fast_path=fast_path,
     )
 
 
@@ -156,7 +167,7 @@ def build(variant: str) -> Any:
         return plain_app(gc_freeze=True)
     if variant == "fastmcp-jwt":
         return fastmcp_jwt_app()
-    if variant in ("auth", "full"):
+    if variant in SERVICE:
         return service_app(variant)
     raise SystemExit(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
 
@@ -175,7 +186,7 @@ def serve(variant: str, port: int, workers: int = 1) -> None:
         "log_level": "warning",
         "access_log": False,
     }
-    if variant in ("auth", "full"):  # the HTTP protocol `mcp-service serve` runs
+    if variant in SERVICE:  # the HTTP protocol `mcp-service serve` runs
         from mcp_service.edge import PROTOCOL
 
         options["http"] = PROTOCOL
@@ -184,7 +195,7 @@ def serve(variant: str, port: int, workers: int = 1) -> None:
         return
     os.environ[VARIANT_ENV] = variant
     bench_key()  # create the key file once, before the workers race to
-    if variant in ("auth", "full") and service_settings(variant).metrics_enabled:
+    if variant in SERVICE and service_settings(variant).metrics_enabled:
         from observability.metrics import multiprocess_mode
 
         with multiprocess_mode():

@@ -34,6 +34,7 @@ from mcp_service.bodylimit import BodyLimit
 from mcp_service.challenge import Challenge
 from mcp_service.components import bound_async_tools
 from mcp_service.cors import cors_layer
+from mcp_service.fastpath import fast_path_layers
 from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer
 from mcp_service.limiter import SubjectLimiter
@@ -132,7 +133,8 @@ def build_service(
             else None,
         ],
     )
-    inner = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True)
+    fast = fast_path_layers(mcp, MCP_PATH) if settings.fast_path else []
+    inner = mcp.http_app(path=MCP_PATH, stateless_http=True, json_response=True, middleware=fast)
     challenge = Challenge(settings.public_base_url, MCP_PATH, settings.required_scopes)
     scopes = {*settings.required_scopes, *tool_scopes, *(auth.issuer.scopes if auth.issuer else ())}
     facade = None

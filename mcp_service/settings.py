@@ -793,6 +793,15 @@ class Settings(BaseSettings):
         "`mcp-service call` waits and a load balancer's 60 s idle timeout.",
         json_schema_extra={"group": "Rate limits and overload"},
     )
+    fast_path: bool = Field(
+        default=True,
+        description="Answer single stateless JSON requests (`tools/call`, `tools/list`, "
+        "`resources/*`, `prompts/*`, `ping` at a handshake-era protocol version) through "
+        "FastMCP's own dispatch without the MCP SDK's per-request transport, with the same "
+        "answers at about half the CPU. Anything else, and any FastMCP release it was not "
+        "proven on, takes the SDK path; `false` sends everything there.",
+        json_schema_extra={"group": "Rate limits and overload"},
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

