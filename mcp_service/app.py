@@ -19,7 +19,6 @@ from fastmcp import FastMCP
 from fastmcp.server.middleware import Middleware as ServerMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -34,6 +33,7 @@ from mcp_service.bearer import BearerAuth
 from mcp_service.bodylimit import BodyLimit
 from mcp_service.challenge import Challenge
 from mcp_service.components import bound_async_tools
+from mcp_service.cors import cors_layer
 from mcp_service.fastpath import fast_path_layers
 from mcp_service.heap import freeze_startup_heap
 from mcp_service.issuer import LocalIssuer
@@ -65,27 +65,6 @@ from observability.metrics import Metrics
 from observability.tools import ToolCallMetrics
 
 MCP_PATH = "/mcp"
-CORS_HEADERS = (
-    "authorization",
-    "content-type",
-    "accept",
-    "last-event-id",
-    "mcp-protocol-version",
-    "mcp-session-id",
-    "mcp-method",
-    "mcp-name",
-)
-CORS_EXPOSED = (
-    "www-authenticate",
-    "retry-after",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "ratelimit",
-    "ratelimit-policy",
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,16 +265,8 @@ def layers(
         Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
         if settings.trusted_proxies
         else None,
-        Middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=list(CORS_HEADERS),
-            expose_headers=list(CORS_EXPOSED),
-            max_age=600,
-        )
-        if settings.cors_allow_origins
-        else None,
+        # Cross-origin browser clients: CORS_ALLOW_ORIGINS, and locally loopback (cors.py).
+        cors_layer(settings),
         Middleware(IpRateLimit, parse_limits(settings.ip_rate_limit), on_decision=hooks.ip_decision)
         if settings.ip_rate_limit != "off"
         else None,

@@ -370,7 +370,10 @@ class Settings(BaseSettings):
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Browser origins allowed to call cross-origin, comma-separated, or `*`; "
-        "empty adds no CORS layer. Only browser-based clients need it.",
+        "empty adds no CORS layer. Only browser-based clients need it. With APP_ENV=local, "
+        "loopback origins (`http://127.0.0.1:*`, `http://localhost:*`, `http://[::1]:*`) are "
+        "allowed too: without this setting on the login facade's discovery, registration, "
+        "token and JWKS routes only.",
         json_schema_extra={"group": "Service"},
     )
     max_header_bytes: int = Field(

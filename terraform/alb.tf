@@ -245,3 +245,26 @@ resource "aws_s3_bucket_policy" "alb_logs" {
 
   depends_on = [aws_s3_bucket_public_access_block.alb_logs]
 }
+
+# Without the login facade, its paths end at the edge: no task spends a request on them.
+resource "aws_lb_listener_rule" "oauth_closed" {
+  count        = var.enable_interactive_login ? 0 : 1
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 2
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "text/plain"
+      message_body = "Not Found"
+      status_code  = "404"
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = ["/oauth/*", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]
+    }
+  }
+}

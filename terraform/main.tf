@@ -15,9 +15,13 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.6"
     }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
   }
 
-  # State holds the generated secrets (Redis AUTH token, token-cache keys): keep it in an
+  # State holds the generated secrets (Redis AUTH token, token-cache and signing keys): keep it in an
   # encrypted, access-controlled backend, for example
   # backend "s3" {
   #   bucket       = "my-terraform-state"
@@ -65,16 +69,31 @@ locals {
     REDIS_CLUSTER   = var.redis_cluster_mode ? "true" : "false"
     CONFIG_REVISION = aws_secretsmanager_secret_version.app.version_id
   }
-  app_environment = merge(var.extra_environment, local.app_environment_base)
+  # The login facade (cognito.tf): its issuer is PUBLIC_BASE_URL, people sign in at
+  # COGNITO_DOMAIN with its own app client.
+  interactive_login_environment = var.enable_interactive_login ? {
+    OAUTH_PROXY           = "true"
+    COGNITO_DOMAIN        = var.cognito_domain
+    OAUTH_PROXY_CLIENT_ID = aws_cognito_user_pool_client.interactive_login[0].id
+    OAUTH_PROXY_SCOPES    = join(",", local.interactive_login_scopes)
+  } : {}
+  app_environment = merge(
+    var.extra_environment, local.app_environment_base, local.interactive_login_environment
+  )
 
   # Settings injected from Secrets Manager: container variable -> JSON key of the secret.
-  app_secrets = {
+  app_secret_keys = {
     COGNITO_REGION     = "COGNITO_REGION"
     USER_POOL_ID       = "USER_POOL_ID"
     APP_CLIENT_ID      = "APP_CLIENT_ID"
     REDIS_URL          = "REDIS_URL"
     TOKEN_CACHE_SECRET = "TOKEN_CACHE_SECRET"
   }
+  interactive_login_secrets = var.enable_interactive_login ? {
+    OAUTH_PROXY_CLIENT_SECRET = "OAUTH_PROXY_CLIENT_SECRET"
+    OAUTH_PROXY_SIGNING_KEYS  = "OAUTH_PROXY_SIGNING_KEYS"
+  } : {}
+  app_secrets = merge(local.app_secret_keys, local.interactive_login_secrets)
 
   container_definition = {
     name      = local.container_name

@@ -54,3 +54,8 @@ output "tasks_security_group_id" {
   description = "Security group of the tasks (for scrapers allowed through metrics_scraper_security_group_ids)."
   value       = aws_security_group.tasks.id
 }
+
+output "interactive_login_client_id" {
+  description = "The login facade's Cognito app client (OAUTH_PROXY_CLIENT_ID), empty without enable_interactive_login."
+  value       = var.enable_interactive_login ? aws_cognito_user_pool_client.interactive_login[0].id : ""
+}

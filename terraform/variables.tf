@@ -376,3 +376,53 @@ variable "enable_cloudtrail" {
   type        = bool
   default     = false
 }
+
+# Interactive login (the authorization server facade, OAUTH_PROXY): people sign in from MCP
+# clients (Claude, VS Code, Cursor, the MCP Inspector) through Cognito managed login.
+variable "enable_interactive_login" {
+  description = "Serve the login facade (OAUTH_PROXY=true): creates its Cognito app client and signing keys, and the /oauth/* edge rules."
+  type        = bool
+  default     = false
+}
+
+variable "cognito_domain" {
+  description = "The managed-login domain people sign in at (COGNITO_DOMAIN), e.g. https://auth.example.com or https://<prefix>.auth.<region>.amazoncognito.com; required with enable_interactive_login."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.cognito_domain == "" || can(regex("^https://[a-z0-9.-]+$", var.cognito_domain))
+    error_message = "cognito_domain must be an https origin without a path, e.g. https://auth.example.com."
+  }
+}
+
+variable "interactive_login_scopes" {
+  description = "The resource server's scopes the facade's app client may ask for besides openid (OAUTH_PROXY_SCOPES); empty: required_scopes."
+  type        = list(string)
+  default     = []
+}
+
+variable "interactive_login_identity_providers" {
+  description = "Identity providers of the facade's app client (COGNITO, or the names of federated providers configured in the pool)."
+  type        = list(string)
+  default     = ["COGNITO"]
+}
+
+variable "oauth_proxy_signing_key_generation" {
+  description = "Bump by one to rotate OAUTH_PROXY_SIGNING_KEYS: a new key signs, the previous one is still published (tokens it signed stay valid) until the next bump."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.oauth_proxy_signing_key_generation >= 1 && floor(var.oauth_proxy_signing_key_generation) == var.oauth_proxy_signing_key_generation
+    error_message = "oauth_proxy_signing_key_generation must be a positive whole number."
+  }
+}
+
+variable "waf_registration_rate_limit" {
+  description = "Client registrations (POST /oauth/register) per client IP per 5 minutes before the WAF blocks that IP's registrations (minimum 10)."
+  type        = number
+  default     = 50
+  validation {
+    condition     = var.waf_registration_rate_limit >= 10
+    error_message = "waf_registration_rate_limit must be at least 10 (the WAF minimum)."
+  }
+}

@@ -4,7 +4,7 @@
 
 resource "aws_wafv2_web_acl" "main" {
   name        = "${local.name}-waf"
-  description = "mcp-service: metrics path, per-IP rate limit, AWS managed rules"
+  description = "mcp-service: metrics path, per-IP and registration rate limits, AWS managed rules"
   scope       = "REGIONAL"
 
   default_action {
@@ -115,6 +115,19 @@ resource "aws_wafv2_web_acl" "main" {
             count {}
           }
         }
+
+        # A loopback redirect URI (http://127.0.0.1:<port>/callback) in the login facade's
+        # requests looks like remote file inclusion to these two: counted here, blocked again
+        # below everywhere but the three facade endpoints that carry redirect URIs.
+        dynamic "rule_action_override" {
+          for_each = var.enable_interactive_login ? ["GenericRFI_QUERYARGUMENTS", "GenericRFI_BODY"] : []
+          content {
+            name = rule_action_override.value
+            action_to_use {
+              count {}
+            }
+          }
+        }
       }
     }
 
@@ -144,6 +157,114 @@ resource "aws_wafv2_web_acl" "main" {
       cloudwatch_metrics_enabled = true
       metric_name                = "${local.name}-aws-known-bad-inputs"
       sampled_requests_enabled   = true
+    }
+  }
+
+  # Dynamic Client Registration is unauthenticated: registrations per address are bounded
+  # here before they reach the service (which bounds them per replica too,
+  # OAUTH_REGISTRATION_RATE_LIMIT).
+  dynamic "rule" {
+    for_each = var.enable_interactive_login ? [1] : []
+    content {
+      name     = "oauth-registration-rate"
+      priority = 5
+
+      action {
+        block {}
+      }
+
+      statement {
+        rate_based_statement {
+          limit                 = var.waf_registration_rate_limit
+          evaluation_window_sec = 300
+          aggregate_key_type    = "IP"
+
+          scope_down_statement {
+            byte_match_statement {
+              search_string         = "/oauth/register"
+              positional_constraint = "STARTS_WITH"
+              field_to_match {
+                uri_path {}
+              }
+              text_transformation {
+                priority = 0
+                type     = "URL_DECODE"
+              }
+              text_transformation {
+                priority = 1
+                type     = "NORMALIZE_PATH"
+              }
+            }
+          }
+        }
+      }
+
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${local.name}-oauth-registration-rate"
+        sampled_requests_enabled   = true
+      }
+    }
+  }
+
+  # The two RFI rules counted in aws-common block again outside /oauth/authorize (query),
+  # /oauth/register and /oauth/token (bodies).
+  dynamic "rule" {
+    for_each = var.enable_interactive_login ? [1] : []
+    content {
+      name     = "aws-common-rfi-outside-oauth"
+      priority = 6
+
+      action {
+        block {}
+      }
+
+      statement {
+        and_statement {
+          statement {
+            or_statement {
+              statement {
+                label_match_statement {
+                  scope = "LABEL"
+                  key   = "awswaf:managed:aws:core-rule-set:GenericRFI_QueryArguments"
+                }
+              }
+              statement {
+                label_match_statement {
+                  scope = "LABEL"
+                  key   = "awswaf:managed:aws:core-rule-set:GenericRFI_Body"
+                }
+              }
+            }
+          }
+          statement {
+            not_statement {
+              statement {
+                regex_match_statement {
+                  regex_string = "^/oauth/(authorize|register|token)$"
+                  field_to_match {
+                    uri_path {}
+                  }
+                  text_transformation {
+                    priority = 0
+                    type     = "URL_DECODE"
+                  }
+                  text_transformation {
+                    priority = 1
+                    type     = "NORMALIZE_PATH"
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+
+      visibility_config {
+        cloudwatch_metrics_enabled = true
+        metric_name                = "${local.name}-aws-common-rfi-outside-oauth"
+        sampled_requests_enabled   = true
+      }
     }
   }
 

@@ -177,7 +177,10 @@ class Authorization:
             '<button type="submit" name="decision" value="approve">Approve</button> '
             '<button type="submit" name="decision" value="deny">Deny</button></form>'
         )
-        response = page("Allow access?", body)
+        # Approving leads to the managed login (and, with a Cognito session, on to the
+        # client); denying straight back to the client.
+        targets = (self.upstream.domain, pending["redirect_uri"])
+        response = page("Allow access?", body, form_targets=targets)
         secure = self.config.secure_cookies
         set_cookie(response, CSRF_COOKIE, csrf, secure=secure, max_age=PENDING_SECONDS)
         return response

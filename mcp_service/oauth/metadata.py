@@ -15,6 +15,8 @@ CALLBACK_PATH = "/oauth/callback"
 JWKS_PATH = "/oauth/jwks.json"
 RFC8414_PATH = "/.well-known/oauth-authorization-server"
 OIDC_PATH = "/.well-known/openid-configuration"
+# What a browser-side client fetches cross-origin (the pages it navigates to are not).
+CROSS_ORIGIN_PATHS = frozenset({RFC8414_PATH, OIDC_PATH, JWKS_PATH, REGISTER_PATH, TOKEN_PATH})
 
 
 def authorization_server_metadata(issuer: str, scopes: Iterable[str]) -> dict[str, Any]:

@@ -4,8 +4,10 @@ on loopback http, where a browser refuses that prefix (it needs `Secure`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from html import escape
+from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse, Response
 
@@ -24,14 +26,34 @@ _STYLE = (
 )
 
 
-def page(title: str, body: str, status: int = 200) -> Response:
-    """A page whose `body` is HTML already escaped by the caller."""
+_HOST_SOURCE = re.compile(r"https?://[a-z0-9.-]+(:[0-9]+)?")
+
+
+def form_target(url: str) -> str:
+    """The CSP source a form's navigation to `url` needs: its origin, or for what a host
+    source cannot name (a private-use scheme such as `cursor:`, an IPv6 literal) its scheme."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    return origin if _HOST_SOURCE.fullmatch(origin) else f"{parts.scheme.lower()}:"
+
+
+def page(
+    title: str, body: str, status: int = 200, *, form_targets: Iterable[str] | None = None
+) -> Response:
+    """A page whose `body` is HTML already escaped by the caller. With `form_targets`, its
+    forms may lead (redirects included, as browsers check them) to this origin and those
+    URLs' origins only (CSP `form-action`)."""
     html = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
         f'</title><meta name="viewport" content="width=device-width"><style>{_STYLE}</style>'
         f"</head><body><h1>{escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(html, status, headers=PAGE_HEADERS)
+    headers = PAGE_HEADERS
+    if form_targets is not None:
+        sources = " ".join(dict.fromkeys(form_target(url) for url in form_targets))
+        policy = f"{PAGE_HEADERS['Content-Security-Policy']}; form-action 'self' {sources}"
+        headers = {**PAGE_HEADERS, "Content-Security-Policy": policy.rstrip()}
+    return HTMLResponse(html, status, headers=headers)
 
 
 def hidden(fields: Mapping[str, str]) -> str:

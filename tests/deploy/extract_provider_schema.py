@@ -7,14 +7,17 @@ script keeps the entries for the resource and data source types terraform/ uses,
 that checks argument names (test_terraform_schema.py) runs without node or the packages:
 
     cd "$(mktemp -d)"
-    npm pack @cdktf/provider-aws@19.65.1 @cdktf/provider-random@12.0.1
-    mkdir aws random
+    npm pack @cdktf/provider-aws@19.65.1 @cdktf/provider-random@12.0.1 @cdktf/provider-tls@11.0.1
+    mkdir aws random tls
     tar xzf cdktf-provider-aws-19.65.1.tgz -C aws
     tar xzf cdktf-provider-random-12.0.1.tgz -C random
-    uv run python /path/to/repo/tests/deploy/extract_provider_schema.py aws/package random/package
+    tar xzf cdktf-provider-tls-11.0.1.tgz -C tls
+    uv run python /path/to/repo/tests/deploy/extract_provider_schema.py \
+        aws/package random/package tls/package
 
-@cdktf/provider-aws 19.65.1 is generated from hashicorp/aws 5.99.1 and @cdktf/provider-random
-12.0.1 from hashicorp/random 3.7.2 (their READMEs say so). A node is
+@cdktf/provider-aws 19.65.1 is generated from hashicorp/aws 5.99.1, @cdktf/provider-random
+12.0.1 from hashicorp/random 3.7.2 and @cdktf/provider-tls 11.0.1 from hashicorp/tls 4.1.0
+(their READMEs say so). A node is
 {argument: [required, nested node, "any" (a block the bindings leave untyped) or null]}.
 """
 

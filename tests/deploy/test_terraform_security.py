@@ -44,21 +44,38 @@ def test_no_secret_like_setting_is_in_the_plain_environment(tf: Terraform) -> No
     names = list(tf.locals["app_environment_base"])
     assert names, "app_environment_base is empty"
     assert not [name for name in names if SECRETISH.search(name)]
+    login = re.findall(r"\b([A-Z_]+) = ", tf.locals["interactive_login_environment"])
+    assert login, "interactive_login_environment is empty"
+    assert not [name for name in login if SECRETISH.search(name)]
     assert tf.locals["app_environment"] == (
-        "${merge(var.extra_environment, local.app_environment_base)}"
+        "${merge(var.extra_environment, local.app_environment_base, "
+        "local.interactive_login_environment)}"
     )
 
 
-@pytest.mark.parametrize("name", ["REDIS_URL", "TOKEN_CACHE_SECRET"])
+def injected(tf: Terraform) -> dict[str, str]:
+    """Container variable -> secret JSON key, the interactive login's included."""
+    assert tf.locals["app_secrets"] == (
+        "${merge(local.app_secret_keys, local.interactive_login_secrets)}"
+    )
+    login = re.findall(r'\b([A-Z_]+) = "([A-Z_]+)"', tf.locals["interactive_login_secrets"])
+    return {**tf.locals["app_secret_keys"], **dict(login)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["REDIS_URL", "TOKEN_CACHE_SECRET", "OAUTH_PROXY_CLIENT_SECRET", "OAUTH_PROXY_SIGNING_KEYS"],
+)
 def test_sensitive_settings_are_injected_from_secrets_manager(tf: Terraform, name: str) -> None:
-    assert name in tf.locals["app_secrets"]
+    assert name in injected(tf)
     assert name not in tf.locals["app_environment_base"]
+    assert name not in tf.locals["interactive_login_environment"]
 
 
 def test_every_injected_secret_key_exists_in_the_secret_value(tf: Terraform) -> None:
     version = tf.resource("aws_secretsmanager_secret_version", "app")
     keys = set(re.findall(r"\b([A-Z_]+) = ", version["secret_string"]))
-    assert set(tf.locals["app_secrets"].values()) <= keys
+    assert set(injected(tf).values()) <= keys
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ both tools."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -18,9 +18,22 @@ from mcp.shared.auth import (
 )
 from pydantic import AnyUrl
 
-from tests.support.browser import Person
-
 REDIRECT = "http://127.0.0.1:33418/callback"
+
+
+class Browser(Protocol):
+    """Whoever answers the authorization URL: a headless person (tests.support.browser) or a
+    real browser (tests.support.chromium). Returns the redirect back to the client."""
+
+    async def authorize(self, url: str, redirect_prefix: str) -> str: ...
+
+
+class LoginRefused(Exception):
+    """The authorization server sent the client back with an error (`access_denied`...)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class MemoryTokens:
@@ -54,7 +67,7 @@ async def call_tools(url: str, http: httpx2.AsyncClient) -> tuple[Any, Any]:
 
 
 def headless_provider(
-    mcp_url: str, person: Person, storage: MemoryTokens, metadata_url: str | None = None
+    mcp_url: str, person: Browser, storage: MemoryTokens, metadata_url: str | None = None
 ) -> OAuthClientProvider:
     """The SDK's OAuth provider whose "browser" is `person`: it follows the authorization URL
     and hands the SDK the code it landed with."""
@@ -65,6 +78,8 @@ def headless_provider(
 
     async def callback_handler() -> AuthorizationCodeResult:
         query = parse_qs(urlsplit(landed["url"]).query)
+        if "error" in query:
+            raise LoginRefused(query["error"][0])
         return AuthorizationCodeResult(
             code=query["code"][0], state=query["state"][0], iss=query["iss"][0]
         )
