@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from mcp_service.errors import Problem, SettingsError
+from mcp_service.jsonsetting import json_object
 from mcp_service.upstreamconfig import Upstream, parse_upstreams
 
 if TYPE_CHECKING:
@@ -850,10 +851,7 @@ class Settings(BaseSettings):
     @field_validator("tool_scopes", mode="before")
     @classmethod
     def _tool_scopes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip() else {}
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object such as {"search": ["mcp/search"]}')
+        value = json_object(value, '{"search": ["mcp/search"]}')
         return {name: _split_list(scopes) for name, scopes in value.items()}
 
     @field_validator("upstreams", mode="before")
@@ -864,14 +862,8 @@ class Settings(BaseSettings):
     @field_validator("tool_groups", mode="before")
     @classmethod
     def _tool_groups(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except ValueError:
-                value = None
         example = '{"deploy": ["ops", "admins"]}'
-        if not isinstance(value, dict):
-            raise ValueError(f"must be a JSON object such as {example}")
+        value = json_object(value, example)
         for name, groups in value.items():
             if (
                 not isinstance(groups, list)
@@ -884,14 +876,7 @@ class Settings(BaseSettings):
     @field_validator("local_users", mode="before")
     @classmethod
     def _local_users(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except ValueError:
-                value = None
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object such as {"ada": {"password": "..."}}')
-        return value
+        return json_object(value, '{"ada": {"password": "..."}}')
 
     @field_validator(
         "rate_limit", "ip_rate_limit", "rate_limit_fallback", "oauth_registration_rate_limit"
@@ -909,17 +894,9 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_groups", "rate_limit_tool_costs", mode="before")
     @classmethod
     def _json_object(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except ValueError:
-                value = None
-        if not isinstance(value, dict):
-            example = '{"premium": "6000/minute"}'
-            if info.field_name == "rate_limit_tool_costs":
-                example = '{"search": 5}'
-            raise ValueError(f"must be a JSON object such as {example}")
-        return value
+        if info.field_name == "rate_limit_tool_costs":
+            return json_object(value, '{"search": 5}')
+        return json_object(value, '{"premium": "6000/minute"}')
 
     @field_validator("rate_limit_groups")
     @classmethod

@@ -9,11 +9,12 @@ can act on (the setting's one line names the namespace and the field).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from mcp_service.jsonsetting import json_object
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")  # no "_": it ends the namespace
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -60,13 +61,7 @@ class Upstream:
 
 def parse_upstreams(value: Any) -> dict[str, Upstream]:
     """UPSTREAMS as JSON text or an already-decoded object; ValueError with one message."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError:
-            value = None
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a JSON object such as {EXAMPLE}")
+    value = json_object(value, EXAMPLE)
     return {namespace: _upstream(namespace, entry) for namespace, entry in value.items()}
 
 
