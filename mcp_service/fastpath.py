@@ -12,6 +12,11 @@ JSON-RPC answer the transport would have written. The loaded app's FastMCP middl
 argument validation, `auth=` checks, visibility, timeouts and result conversion therefore run
 as they do on the SDK path.
 
+A tools/call of the plain shape (a name and arguments, nothing else in its params) has a hot
+twin of the runner (`FastPath._call_tool`): the same root dispatch, handler and result sieve,
+without the checks its shape has already settled and without FastMCP's spans when they would
+record nothing (docs/performance.md, "the hot tool call").
+
 It sits innermost in `http_app(middleware=...)`, inside FastMCP's `RequestContextMiddleware`
 (what `get_access_token()` reads) and its Host/Origin guard. Everything else goes to the SDK
 path untouched, the body it read replayed: other methods and HTTP verbs, batches,
@@ -28,24 +33,32 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import anyio
+import fastmcp
 from fastmcp import FastMCP
 from fastmcp.server.context import Context
+from fastmcp.server.dependencies import bind_request_context
+from fastmcp.server.low_level import FastMCPServerMiddleware
+from fastmcp.server.middleware.middleware import _interior_dispatched
+from fastmcp.telemetry import suppress_fastmcp_telemetry
 from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.utilities.types import find_kwarg_by_type
 from mcp.server.connection import Connection
-from mcp.server.runner import ServerRunner, aclose_shielded
+from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.request_state import RequestStateBoundary
+from mcp.server.runner import ServerRunner, _dump_result, aclose_shielded
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.dispatcher import CallOptions
-from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp.types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic import TypeAdapter
+from opentelemetry.trace import ProxyTracerProvider, get_tracer_provider
+from pydantic import TypeAdapter, ValidationError
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
@@ -71,6 +84,9 @@ FAST_METHODS: Final = frozenset(
 # release of either goes to the SDK path.
 PROVEN: Final = {"fastmcp": ((4, 2, 3), (4, 3)), "mcp": ((2, 3, 0), (2, 4))}
 _REQUEST_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
+# The tools/call params the hot twin takes: a name and arguments, nothing the request-state
+# boundary, the task extension or the per-request `_meta` would act on.
+_PLAIN_CALL_KEYS: Final = frozenset({"name", "arguments"})
 _ID_BOUND: Final = 2**63
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 # pydantic-core's JSON reader and writer, the SDK transport's own.
@@ -144,6 +160,40 @@ def _classify(body: bytes) -> tuple[str | int, str, dict[str, Any] | None] | Non
     return request_id, method, params
 
 
+def _plain_call(params: dict[str, Any] | None) -> bool:
+    """tools/call params of the plain shape: a string name, arguments absent or an object."""
+    if (
+        params is None
+        or not params.keys() <= _PLAIN_CALL_KEYS
+        or type(params.get("name")) is not str
+    ):
+        return False
+    arguments = params.get("arguments")
+    return arguments is None or type(arguments) is dict
+
+
+def _untraced() -> bool:
+    """FastMCP's spans record nothing: its telemetry is not in `native` mode, or no
+    OpenTelemetry tracer provider is configured (the API's proxy, whose spans are
+    non-recording). Then suppressing them leaves nothing to observe."""
+    return fastmcp.settings.telemetry_mode != "native" or isinstance(
+        get_tracer_provider(), ProxyTracerProvider
+    )
+
+
+def _root_dispatch(server: FastMCP[Any]) -> FastMCPServerMiddleware | None:
+    """FastMCP's root dispatch when the SDK server's middleware chain is the one FastMCP
+    installs (its root dispatch, then the SDK's request-state boundary), else None."""
+    chain = server._mcp_server.middleware
+    if (
+        len(chain) == 2
+        and type(chain[0]) is FastMCPServerMiddleware
+        and type(chain[1]) is RequestStateBoundary
+    ):
+        return chain[0]
+    return None
+
+
 @dataclass
 class _ExchangeContext:
     """The dispatch context the SDK's stateless JSON transport gives a request: no back
@@ -185,7 +235,13 @@ _TRANSPORT: Final = TransportContext(kind="streamable-http", can_send_request=Fa
 
 
 class FastPath:
-    """ASGI layer answering the requests the fast path takes; the rest go to `app`."""
+    """ASGI layer answering the requests the fast path takes; the rest go to `app`.
+
+    A plain tools/call takes the hot twin (`_call_tool`) when `hot_tool_calls` is set, every
+    other request the general one (the SDK's `ServerRunner`); the differential tests run their
+    whole corpus through each."""
+
+    hot_tool_calls: ClassVar[bool] = True
 
     def __init__(self, app: ASGIApp, *, server: FastMCP[Any], path: str) -> None:
         self.app = app
@@ -272,6 +328,53 @@ class FastPath:
         self._plain_tools.add(name)
         return True
 
+    async def _call_tool(
+        self,
+        root: FastMCPServerMiddleware,
+        runner: ServerRunner[Any],
+        dctx: _ExchangeContext,
+        params: dict[str, Any] | None,
+        protocol: str,
+    ) -> dict[str, Any]:
+        """The hot twin of `runner.on_request` for a plain tools/call (`_plain_call`) when
+        FastMCP's spans record nothing (`_untraced`): the same server middleware chain (FastMCP's
+        root dispatch, the request-state boundary), the handler FastMCP registered and the
+        per-version result sieve, without what is settled before it starts: the surface
+        validation (the params' shape is), the handler lookup and the initialization gate (a
+        stateless connection is born initialized), and FastMCP's non-recording spans (about
+        0.17 M instructions a call, docs/performance.md). Params the typed model refuses go to
+        the general twin, which answers with the SDK's error."""
+        entry = self.server._mcp_server.get_request_handler("tools/call")
+        if entry is None:
+            return await runner.on_request(dctx, "tools/call", params)
+        try:
+            typed = entry.params_type.model_validate(params, by_name=False)
+        except ValidationError:
+            return await runner.on_request(dctx, "tools/call", params)
+
+        async def inner(ctx: ServerRequestContext[Any, Any]) -> HandlerResult:
+            result = await entry.handler(ctx, typed)
+            if isinstance(result, ErrorData):
+                raise MCPError.from_error_data(result)
+            return runner._serialize("tools/call", protocol, result)
+
+        ctx = runner._make_context(dctx, "tools/call", params, None, protocol)
+        server = self.server
+        # FastMCP's root dispatch for a component request (`_dispatch_component`), its
+        # request-context binding kept for the only pass that reads it: the outer middleware
+        # pass observing a failure before the handler's own binding.
+        with root._apply_shared_context(server), suppress_fastmcp_telemetry():
+            token = _interior_dispatched.set(False)
+            try:
+                return _dump_result(await inner(ctx))
+            except (MCPError, ValidationError) as exc:
+                if _interior_dispatched.get():
+                    raise
+                with bind_request_context(ctx):
+                    return _dump_result(await root._run_outer_mw(server, ctx, inner, _raise=exc))
+            finally:
+                _interior_dispatched.reset(token)
+
     async def _answer(
         self,
         scope: Scope,
@@ -290,7 +393,11 @@ class FastPath:
             ServerMessageMetadata(request_context=Request(scope, receive), can_send_request=False),
         )
         try:
-            result = await runner.on_request(dctx, method, params)
+            root = _root_dispatch(self.server) if method == "tools/call" else None
+            if root is not None and self.hot_tool_calls and _plain_call(params) and _untraced():
+                result = await self._call_tool(root, runner, dctx, params, protocol)
+            else:
+                result = await runner.on_request(dctx, method, params)
         except Exception as exc:
             error = handler_exception_to_error_data(exc)
             if error is None:
@@ -303,7 +410,10 @@ class FastPath:
         else:
             payload = _JSON.dump_json({"jsonrpc": "2.0", "id": request_id, "result": result})
         finally:
-            await aclose_shielded(connection)
+            # Nothing registered on the connection: nothing to unwind (about 45 k
+            # instructions a call for the shielded, bounded scope otherwise).
+            if getattr(connection.exit_stack, "_exit_callbacks", True):
+                await aclose_shielded(connection)
         await send(
             {
                 "type": "http.response.start",

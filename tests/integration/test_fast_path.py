@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from mcp_service.app import MCP_PATH
-from mcp_service.fastpath import fast_path_layers, fast_path_supported
+from mcp_service.fastpath import FastPath, fast_path_layers, fast_path_supported
 from tests.support.asgi import running
 from tests.support.service import make_service
 from tests.support.tokens import TokenFactory
@@ -390,6 +390,27 @@ def sdk_entries(monkeypatch: pytest.MonkeyPatch) -> SdkEntries:
     return SdkEntries(monkeypatch)
 
 
+@pytest.fixture(params=["hot", "general"], autouse=True)
+def twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs through both twins of a plain tool call: the hot one and the runner."""
+    monkeypatch.setattr(FastPath, "hot_tool_calls", request.param == "hot")
+    return str(request.param)
+
+
+class HotCalls:
+    """Counts the tool calls the hot twin answered."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = FastPath._call_tool
+
+        async def counted(path: FastPath, *args: Any) -> Any:
+            self.count += 1
+            return await original(path, *args)
+
+        monkeypatch.setattr(FastPath, "_call_tool", counted)
+
+
 def rate_fields(response: httpx.Response) -> dict[str, str]:
     """The rate-limit fields, the seconds to the window's reset left out (time passes between
     the two requests)."""
@@ -577,6 +598,60 @@ async def test_the_example_team_server_answers_identically_on_both_paths(
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(team, sdk_entries, bearer) as p:
         await assert_identical(p, corpus(TEAM_REQUESTS, TEAM_SDK))
+
+
+@pytest.mark.anyio
+async def test_a_plain_tool_call_takes_the_hot_twin_when_spans_record_nothing(
+    monkeypatch: pytest.MonkeyPatch, twin: str
+) -> None:
+    hot = HotCalls(monkeypatch)
+    async with running(own_app(True)) as client:
+        response = await client.post(
+            MCP_PATH, content=rpc("tools/call", call("text", {"s": "ab"})), headers=headers()
+        )
+    assert response.json()["result"]["content"][0]["text"] == "ba"
+    assert hot.count == (1 if twin == "hot" else 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "text", "arguments": {"s": "ab"}, "_meta": {"progressToken": 1}},
+        {"name": "text", "arguments": {"s": "ab"}, "requestState": "x"},
+        {"name": "text", "arguments": ["ab"]},
+        {"name": 3, "arguments": {"s": "ab"}},
+    ],
+    ids=["meta", "request-state", "list-arguments", "number-name"],
+)
+async def test_a_tool_call_of_another_shape_takes_the_general_twin(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, Any]
+) -> None:
+    hot = HotCalls(monkeypatch)
+    monkeypatch.setattr(FastPath, "hot_tool_calls", True)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+    async with running(own_app(True)) as client:
+        await client.post(MCP_PATH, content=body, headers=headers())
+    assert hot.count == 0
+
+
+@pytest.mark.anyio
+async def test_a_configured_tracer_provider_sends_tool_calls_to_the_general_twin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.trace import NoOpTracerProvider
+
+    import mcp_service.fastpath as fastpath
+
+    hot = HotCalls(monkeypatch)
+    monkeypatch.setattr(FastPath, "hot_tool_calls", True)
+    monkeypatch.setattr(fastpath, "get_tracer_provider", NoOpTracerProvider)
+    async with running(own_app(True)) as client:
+        response = await client.post(
+            MCP_PATH, content=rpc("tools/call", call("text", {"s": "ab"})), headers=headers()
+        )
+    assert response.json()["result"]["content"][0]["text"] == "ba"
+    assert hot.count == 0
 
 
 @pytest.mark.anyio
