@@ -20,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from fastmcp import Context, FastMCP
+from fastmcp.dependencies import Shared
 from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import require_scopes
 from fastmcp.server.middleware import Middleware
 from fastmcp.utilities.types import Image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp.server.connection import Connection
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types import EmbeddedResource, TextResourceContents
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -33,7 +35,12 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from mcp_service.app import MCP_PATH
-from mcp_service.fastpath import FastPath, fast_path_layers, fast_path_supported
+from mcp_service.fastpath import (
+    FastPath,
+    _stateless_connection,
+    fast_path_layers,
+    fast_path_supported,
+)
 from tests.support.asgi import running
 from tests.support.service import make_service
 from tests.support.tokens import TokenFactory
@@ -54,6 +61,10 @@ class Failing(Middleware):
         if (context.message.arguments or {}).get("s") == "boom":
             raise RuntimeError("middleware failed")
         return await call_next(context)
+
+
+# An app-scoped dependency (FastMCP's `Shared`): resolved once per server lifespan.
+SHARED_HITS: list[int] = Shared(list)
 
 
 def own_server(page_size: int | None = None) -> FastMCP[Any]:
@@ -103,6 +114,12 @@ def own_server(page_size: int | None = None) -> FastMCP[Any]:
     @mcp.tool
     def large(n: int) -> str:
         return "x" * n
+
+    @mcp.tool
+    def hits(seen: list[int] = SHARED_HITS) -> int:
+        """An app-scoped dependency: one list for the server's lifespan, on both paths."""
+        seen.append(1)
+        return len(seen)
 
     @mcp.tool
     async def slow() -> str:
@@ -255,6 +272,8 @@ OWN_REQUESTS: dict[str, bytes] = {
     "exception": rpc("tools/call", call("crashes", {})),
     "large output": rpc("tools/call", call("large", {"n": 300_000})),
     "async": rpc("tools/call", call("slow", {})),
+    "shared dependency": rpc("tools/call", call("hits", {})),
+    "shared dependency again": rpc("tools/call", call("hits", {})),
     "timeout": rpc("tools/call", call("times_out", {})),
     "middleware exception": rpc("tools/call", call("text", {"s": "boom"})),
     "output schema mismatch": rpc("tools/call", call("mismatched", {})),
@@ -598,6 +617,27 @@ async def test_the_example_team_server_answers_identically_on_both_paths(
     bearer = {"authorization": f"Bearer {TokenFactory().token()}"}
     async with pair(team, sdk_entries, bearer) as p:
         await assert_identical(p, corpus(TEAM_REQUESTS, TEAM_SDK))
+
+
+@pytest.mark.parametrize("version", HANDSHAKE_PROTOCOL_VERSIONS)
+def test_the_connection_of_a_fast_request_is_the_one_the_sdk_builds_from_its_envelope(
+    version: str,
+) -> None:
+    def seen(connection: Connection) -> dict[str, Any]:
+        return {
+            "outbound": connection.outbound,
+            "protocol_version": connection.protocol_version,
+            "session_id": connection.session_id,
+            "client_params": connection.client_params,
+            "client_capabilities": connection.client_capabilities,
+            "initialized": connection.initialized.is_set(),
+            "state": connection.state,
+            "exit_stack": type(connection.exit_stack),
+            "attributes": sorted(vars(connection)),
+        }
+
+    sdk = Connection.from_envelope(version, None, None)
+    assert seen(_stateless_connection(version)) == seen(sdk)
 
 
 @pytest.mark.anyio
