@@ -181,6 +181,7 @@ OTHER_VARIABLES = {
     "MCP_REDIS_CLUSTER": "docker-compose.yml",
     "MCP_TOKEN": "docs/clients.md",  # the shell variable the client examples read
     "BASE_IMAGE": "examples/team-server/Dockerfile",  # the team image's build argument
+    "MCP_AUTO_OPEN_ENABLED": "tests/support/inspector.py",  # the MCP Inspector's own variable
 }
 VARIABLE = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
