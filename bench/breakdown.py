@@ -44,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.inprocess import Driver, post_scope  # noqa: E402
 from bench.instrument import instructions, switch_on  # noqa: E402
 from bench.variants import CALL, bench_token, build, call_headers  # noqa: E402
 
@@ -87,26 +88,6 @@ def _fast_path(app: Any) -> Any:
     raise RuntimeError("no FastPath layer in the app")
 
 
-async def _started(app: Any) -> Callable[[], Awaitable[None]]:
-    """Run the app's lifespan start-up; return its shut-down."""
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    inbox.put_nowait({"type": "lifespan.startup"})
-    task = asyncio.ensure_future(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
-    )
-    started = await outbox.get()
-    if started["type"] != "lifespan.startup.complete":
-        raise RuntimeError(f"start-up failed: {started}")
-
-    async def stop() -> None:
-        inbox.put_nowait({"type": "lifespan.shutdown"})
-        await outbox.get()
-        await task
-
-    return stop
-
-
 async def pieces() -> tuple[dict[str, Piece], Callable[[], Awaitable[None]]]:
     """Each case's piece, prepared; and the app's shut-down."""
     import anyio
@@ -119,7 +100,8 @@ async def pieces() -> tuple[dict[str, Piece], Callable[[], Awaitable[None]]]:
     from mcp_service import fastpath
 
     app = build("auth")
-    stop = await _started(app)
+    driver = Driver(app)
+    await driver.start()
     body = json.dumps(CALL).encode()
     headers = {
         **call_headers("auth", bench_token()),
@@ -130,21 +112,7 @@ async def pieces() -> tuple[dict[str, Piece], Callable[[], Awaitable[None]]]:
     raw.append((b"content-length", str(len(body)).encode()))
 
     def scope() -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/mcp",
-            "raw_path": b"/mcp",
-            "query_string": b"",
-            "root_path": "",
-            "headers": raw,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
+        return post_scope(raw)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -219,7 +187,7 @@ async def pieces() -> tuple[dict[str, Piece], Callable[[], Awaitable[None]]]:
         "convert": convert,
         "sieve": sieve,
     }
-    return table, stop
+    return table, driver.stop
 
 
 def inner(name: str, calls: int) -> None:

@@ -46,7 +46,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.inprocess import post_scope
 
 BODY = json.dumps(
     {
@@ -109,21 +114,6 @@ def build(variant: str) -> tuple[Any, Any]:
 
 
 def caller(app: Any) -> Call:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "root_path": "",
-        "headers": HEADERS,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
     async def call() -> int:
         status = 0
         sent = False
@@ -140,7 +130,7 @@ def caller(app: Any) -> Call:
             if message["type"] == "http.response.start":
                 status = message["status"]
 
-        await app(dict(scope), receive, send)
+        await app(post_scope(HEADERS), receive, send)
         return status
 
     return call

@@ -51,6 +51,10 @@ from cache.windows import (
 from mcp_service.app import build_service
 from mcp_service.settings import Settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.inprocess import Driver
+
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 PREFIX = os.environ.get("BENCH_KEY_PREFIX") or f"bench:{uuid.uuid4().hex[:12]}:"
 HIGH = "1000000/minute"  # never reached: the admitted path is the hot path
@@ -86,64 +90,6 @@ def scenario(table: str, name: str) -> Callable[..., Any]:
 
 async def _nothing() -> None:
     return None
-
-
-# The whole request, driven in process ---------------------------------------------------------
-
-
-class Driver:
-    """An ASGI app with its lifespan running, called the way a server would call it."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.task: asyncio.Task[Any] | None = None
-
-    async def start(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self.task = asyncio.create_task(self.app(scope, self.inbox.get, self.outbox.put))
-        await self.inbox.put({"type": "lifespan.startup"})
-        message = await self.outbox.get()
-        assert message["type"] == "lifespan.startup.complete", message
-
-    async def stop(self) -> None:
-        await self.inbox.put({"type": "lifespan.shutdown"})
-        await self.outbox.get()
-        assert self.task is not None
-        await self.task
-
-    async def post(self, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-        delivered = False
-        sent: list[Any] = []
-
-        async def receive() -> Any:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await asyncio.get_running_loop().create_future()  # never disconnects
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/mcp",
-            "raw_path": b"/mcp",
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-        await self.app(scope, receive, send)
-        return int(sent[0]["status"])
 
 
 def mcp_headers(token: str | None = None) -> list[tuple[bytes, bytes]]:
