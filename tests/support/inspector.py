@@ -8,7 +8,6 @@ import contextlib
 import os
 import re
 import secrets
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 
 from tests.support.chromium import DEFAULT_PLAYWRIGHT, _missing, chromium_tools, run_script
-from tests.support.processes import free_port
+from tests.support.processes import free_port, terminate
 
 DRIVER = Path(__file__).with_name("inspector_ui.js")
 DEFAULT_INSPECTOR = DEFAULT_PLAYWRIGHT.parent / "@modelcontextprotocol" / "inspector"
@@ -93,17 +92,7 @@ class InspectorWeb:
         raise RuntimeError(f"the Inspector did not come up:\n{self.log()}")
 
     def stop(self, grace: float = 10) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        terminate(self.process, grace, group=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

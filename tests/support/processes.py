@@ -25,15 +25,26 @@ from mcp_service.settings import Settings
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
-def terminate(process: subprocess.Popen[Any] | None, grace: float = 15) -> None:
-    """SIGTERM, wait up to `grace` seconds, then SIGKILL: a process started by a test ends."""
+def terminate(
+    process: subprocess.Popen[Any] | None, grace: float = 15, *, group: bool = False
+) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL: a process started by a test ends;
+    with `group`, its whole process group (one started with `start_new_session=True`)."""
     if process is None or process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+
+    def deliver(signum: signal.Signals) -> None:
+        if not group:
+            process.send_signal(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+
+    deliver(signal.SIGTERM)
     try:
         process.wait(grace)
     except subprocess.TimeoutExpired:
-        process.kill()
+        deliver(signal.SIGKILL)
         process.wait(5)
 
 
